@@ -1,0 +1,1 @@
+"""Campaigns and automations (issue 6)."""

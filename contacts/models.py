@@ -1,0 +1,347 @@
+"""The data a marketer segments on: workspaces, contacts, products, orders, events.
+
+Every row belongs to one workspace; natural keys (`external_id`, `sku`,
+`event_id`) are unique per workspace so that ingest is an idempotent upsert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Workspace(models.Model):
+    """A tenant. Its settings tune how the computed contact figures are derived."""
+
+    name = models.CharField(max_length=100, unique=True)
+    currency = models.CharField(max_length=3, default="EUR")
+    # Lifecycle: "new" while the first order is at most this many days old, "active"
+    # while the last order is at most active_days old, "inactive" up to churn_days,
+    # "churned" after that.
+    new_customer_days = models.PositiveIntegerField(default=30)
+    active_days = models.PositiveIntegerField(default=90)
+    churn_days = models.PositiveIntegerField(default=365)
+    # Engagement score counts opens, clicks and visits within this many days.
+    engagement_window_days = models.PositiveIntegerField(default=30)
+    # Loyalty tiers by total spent (workspace currency): bronze below silver.
+    loyalty_silver_threshold = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("500"))
+    loyalty_gold_threshold = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("1000"))
+    # Declared custom attribute types: {"plan": "choice", "score": "number", ...}.
+    attribute_types = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WorkspaceMember(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner"
+        EDITOR = "editor"
+        VIEWER = "viewer"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="members")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.EDITOR)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "user"], name="uniq_workspace_member")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.workspace} ({self.role})"
+
+    @property
+    def can_edit(self) -> bool:
+        return self.role in {self.Role.OWNER, self.Role.EDITOR}
+
+
+def hash_api_key(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+class ApiKey(models.Model):
+    """A Bearer key for one workspace. Only its SHA-256 is stored; the key is shown once."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=12, editable=False)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.workspace})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    def set_new_key(self) -> str:
+        """Give this key a fresh secret; returns the raw key (never stored)."""
+        raw = "ds_" + secrets.token_urlsafe(32)
+        self.prefix = raw[:10]
+        self.key_hash = hash_api_key(raw)
+        return raw
+
+
+class Contact(models.Model):
+    class EmailStatus(models.TextChoices):
+        SUBSCRIBED = "subscribed"
+        UNSUBSCRIBED = "unsubscribed"
+        BOUNCED = "bounced"
+        COMPLAINED = "complained"
+        NEVER_SUBSCRIBED = "never_subscribed"
+
+    class TrafficSource(models.TextChoices):
+        DIRECT = "direct"
+        ORGANIC = "organic"
+        PAID_SEARCH = "paid_search"
+        PAID_SOCIAL = "paid_social"
+        EMAIL = "email"
+        REFERRAL = "referral"
+        AFFILIATE = "affiliate"
+        OTHER = "other"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="contacts")
+    external_id = models.CharField(max_length=255)
+    email = models.CharField(max_length=254, null=True, blank=True)
+    first_name = models.CharField(max_length=150, null=True, blank=True)
+    last_name = models.CharField(max_length=150, null=True, blank=True)
+    phone = models.CharField(max_length=50, null=True, blank=True)
+    country = models.CharField(max_length=2, null=True, blank=True)
+    city = models.CharField(max_length=150, null=True, blank=True)
+    gender = models.CharField(max_length=50, null=True, blank=True)
+    birth_date = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    email_status = models.CharField(max_length=20, choices=EmailStatus.choices, null=True, blank=True)
+    traffic_source = models.CharField(max_length=20, choices=TrafficSource.choices, null=True, blank=True)
+    utm_campaign = models.CharField(max_length=255, null=True, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    tags = models.ManyToManyField("Tag", through="ContactTag", related_name="contacts", blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "external_id"], name="uniq_contact_external_id")]
+        indexes = [
+            models.Index(fields=["workspace", "email"]),
+            models.Index(fields=["workspace", "country"]),
+            models.Index(fields=["workspace", "email_status"]),
+            models.Index(fields=["workspace", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.email or self.external_id
+
+
+class Tag(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="tags")
+    name = models.CharField(max_length=100)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "name"], name="uniq_tag_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ContactTag(models.Model):
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="contact_tags")
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="contact_tags")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["contact", "tag"], name="uniq_contact_tag")]
+        indexes = [models.Index(fields=["tag", "contact"])]
+
+    def __str__(self) -> str:
+        return f"{self.contact_id}:{self.tag_id}"
+
+
+class ContactStats(models.Model):
+    """Figures computed from a contact's orders and events, stored so segments can index them.
+
+    Kept current by `contacts.stats` in the ingest transaction; workspace-wide
+    figures (RFM quintiles) and time-dependent ones are refreshed in bulk.
+    """
+
+    class Lifecycle(models.TextChoices):
+        PROSPECT = "prospect"
+        NEW = "new"
+        ACTIVE = "active"
+        RETURNING = "returning"
+        INACTIVE = "inactive"
+        CHURNED = "churned"
+
+    class Device(models.TextChoices):
+        MOBILE_ONLY = "mobile_only"
+        DESKTOP_ONLY = "desktop_only"
+        CROSS_PLATFORM = "cross_platform"
+        UNKNOWN = "unknown"
+
+    class LoyaltyTier(models.TextChoices):
+        NONE = "none"
+        BRONZE = "bronze"
+        SILVER = "silver"
+        GOLD = "gold"
+
+    class RfmSegment(models.TextChoices):
+        CHAMPIONS = "champions"
+        LOYAL = "loyal"
+        POTENTIAL_LOYALIST = "potential_loyalist"
+        NEW_CUSTOMERS = "new_customers"
+        PROMISING = "promising"
+        NEED_ATTENTION = "need_attention"
+        AT_RISK = "at_risk"
+        CANT_LOSE = "cant_lose"
+        HIBERNATING = "hibernating"
+        LOST = "lost"
+
+    contact = models.OneToOneField(Contact, on_delete=models.CASCADE, primary_key=True, related_name="stats")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    orders_count = models.PositiveIntegerField(default=0)
+    total_spent = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
+    avg_order_value = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    first_order_at = models.DateTimeField(null=True, blank=True)
+    last_order_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    last_email_open_at = models.DateTimeField(null=True, blank=True)
+    last_email_click_at = models.DateTimeField(null=True, blank=True)
+    engagement_score = models.PositiveSmallIntegerField(default=0)
+    lifecycle_stage = models.CharField(max_length=12, choices=Lifecycle.choices, default=Lifecycle.PROSPECT)
+    rfm_recency = models.PositiveSmallIntegerField(null=True, blank=True)
+    rfm_frequency = models.PositiveSmallIntegerField(null=True, blank=True)
+    rfm_monetary = models.PositiveSmallIntegerField(null=True, blank=True)
+    rfm_segment = models.CharField(max_length=20, choices=RfmSegment.choices, null=True, blank=True)
+    preferred_device = models.CharField(max_length=15, choices=Device.choices, default=Device.UNKNOWN)
+    top_category = models.CharField(max_length=150, null=True, blank=True)
+    top_producer = models.CharField(max_length=150, null=True, blank=True)
+    cart_open_since = models.DateTimeField(null=True, blank=True)
+    loyalty_tier = models.CharField(max_length=10, choices=LoyaltyTier.choices, default=LoyaltyTier.NONE)
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "contact stats"
+        indexes = [
+            models.Index(fields=["workspace", "total_spent"]),
+            models.Index(fields=["workspace", "orders_count"]),
+            models.Index(fields=["workspace", "last_order_at"]),
+            models.Index(fields=["workspace", "last_seen_at"]),
+            models.Index(fields=["workspace", "lifecycle_stage"]),
+            models.Index(fields=["workspace", "cart_open_since"]),
+            models.Index(fields=["workspace", "preferred_device"]),
+            models.Index(fields=["workspace", "rfm_segment"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"stats of contact {self.contact_id}"
+
+
+class Product(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="products")
+    sku = models.CharField(max_length=100)
+    name = models.CharField(max_length=255, null=True, blank=True)
+    producer = models.CharField(max_length=150, null=True, blank=True)
+    category = models.CharField(max_length=150, null=True, blank=True)
+    price = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "sku"], name="uniq_product_sku")]
+        indexes = [
+            models.Index(fields=["workspace", "producer"]),
+            models.Index(fields=["workspace", "category"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku} {self.name or ''}".strip()
+
+
+class Order(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="orders")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="orders")
+    external_id = models.CharField(max_length=255)
+    ordered_at = models.DateTimeField()
+    source = models.CharField(max_length=50, null=True, blank=True)
+    currency = models.CharField(max_length=3)
+    total = models.DecimalField(max_digits=14, decimal_places=2)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "external_id"], name="uniq_order_external_id")]
+        indexes = [
+            models.Index(fields=["contact", "ordered_at"]),
+            models.Index(fields=["workspace", "ordered_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class OrderItem(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="order_items")
+    quantity = models.PositiveIntegerField(default=1)
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2)
+
+    class Meta:
+        indexes = [models.Index(fields=["product", "order"])]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x product {self.product_id}"
+
+    @property
+    def amount(self) -> Decimal:
+        return self.quantity * self.unit_price
+
+
+class Event(models.Model):
+    """A behavioural event: email open/click, page view, cart add, app open, custom types."""
+
+    class Device(models.TextChoices):
+        MOBILE = "mobile"
+        DESKTOP = "desktop"
+        TABLET = "tablet"
+        OTHER = "other"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="events")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=100)
+    occurred_at = models.DateTimeField()
+    device = models.CharField(max_length=10, choices=Device.choices, null=True, blank=True)
+    url = models.CharField(max_length=2000, null=True, blank=True)
+    campaign = models.CharField(max_length=255, null=True, blank=True)
+    properties = models.JSONField(default=dict, blank=True)
+    event_id = models.CharField(max_length=255, null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "event_id"], condition=Q(event_id__isnull=False), name="uniq_event_id"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["contact", "type", "occurred_at"]),
+            models.Index(fields=["workspace", "type", "occurred_at"]),
+            models.Index(fields=["contact", "occurred_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class EventType(models.Model):
+    """Every event type a workspace has received, so the catalog can offer custom types."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="event_types")
+    name = models.CharField(max_length=100)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "name"], name="uniq_event_type")]
+
+    def __str__(self) -> str:
+        return self.name
