@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("contacts.urls")),
     path("api/v1/", include("segments_app.urls")),
+    path("api/v1/", include("segments_app.membership_urls")),
     path("api/v1/", include("campaigns.urls")),
     path("v1/", include("contacts.segment_urls")),
     path("", include("segments_app.web_urls")),
