@@ -93,6 +93,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "contacts.web_access.workspace_context",
             ],
         },
     },
@@ -134,6 +135,7 @@ STORAGES = {
 
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
 
 # Cache: Redis when configured (shared rate limits across processes), memory otherwise.
 REDIS_URL = os.environ.get("REDIS_URL", "")

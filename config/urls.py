@@ -14,5 +14,6 @@ urlpatterns = [
     path("api/v1/", include("segments_app.membership_urls")),
     path("api/v1/", include("campaigns.urls")),
     path("v1/", include("contacts.segment_urls")),
+    path("", include("contacts.web_urls")),
     path("", include("segments_app.web_urls")),
 ]
