@@ -19,10 +19,10 @@ def database_status() -> str:
 def broker_status() -> str:
     if not settings.CELERY_BROKER_URL:
         return "in-process (no broker configured)"
-    from config.celery import app
+    from kombu import Connection
 
     try:
-        with app.connection_for_write() as conn:
+        with Connection(settings.CELERY_BROKER_URL, connect_timeout=2) as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
         return "ok"
     except Exception as exc:  # noqa: BLE001

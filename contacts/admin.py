@@ -1,1 +1,201 @@
-# Register your models here.
+"""The operators' view of the data: every model, with columns, search and filters that stay fast on big tables."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from config.admin_paging import LargeTablePaginator
+from contacts.api_keys import revoke_api_key
+from contacts.models import (
+    ApiKey,
+    Contact,
+    ContactStats,
+    ContactTag,
+    Event,
+    EventType,
+    Order,
+    OrderItem,
+    Product,
+    Tag,
+    Workspace,
+    WorkspaceMember,
+)
+
+
+class LargeTableAdmin(admin.ModelAdmin):
+    """For tables that grow to millions of rows: no exact counts, estimated pagination."""
+
+    paginator = LargeTablePaginator
+    show_full_result_count = False
+    list_per_page = 50
+
+
+class WorkspaceMemberInline(admin.TabularInline):
+    model = WorkspaceMember
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Workspace)
+class WorkspaceAdmin(admin.ModelAdmin):
+    list_display = ["name", "currency", "active_days", "churn_days", "loyalty_silver_threshold", "created_at"]
+    search_fields = ["name"]
+    inlines = [WorkspaceMemberInline]
+    fieldsets = [
+        (None, {"fields": ["name", "currency", "created_at"]}),
+        (
+            "Computed figures",
+            {
+                "fields": [
+                    "new_customer_days",
+                    "active_days",
+                    "churn_days",
+                    "engagement_window_days",
+                    "loyalty_silver_threshold",
+                    "loyalty_gold_threshold",
+                ],
+                "description": "Thresholds that tune lifecycle stage, engagement score and loyalty tier "
+                "(see docs/computed-figures.md).",
+            },
+        ),
+        ("Custom attributes", {"fields": ["attribute_types"]}),
+    ]
+
+
+@admin.register(WorkspaceMember)
+class WorkspaceMemberAdmin(admin.ModelAdmin):
+    list_display = ["user", "workspace", "role"]
+    list_filter = ["role", "workspace"]
+    search_fields = ["user__username", "user__email", "workspace__name"]
+    autocomplete_fields = ["user", "workspace"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys are stored hashed: the raw key is shown once, in a message, right after it is created."""
+
+    list_display = ["prefix", "name", "workspace", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["workspace", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix", "workspace__name"]
+    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+    fields = ["workspace", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke_keys"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[str]:
+        if obj is not None:
+            return [*self.readonly_fields, "workspace"]
+        return self.readonly_fields
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        raw_key = obj.set_new_key()
+        super().save_model(request, obj, form, change)
+        messages.warning(
+            request,
+            f"The new API key is {raw_key} — copy it now: it is stored hashed and will not be shown again.",
+        )
+
+    @admin.action(description="Revoke the selected keys")
+    def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        keys = list(queryset.filter(revoked_at__isnull=True))
+        for api_key in keys:
+            revoke_api_key(api_key=api_key)
+        self.message_user(request, f"Revoked {len(keys)} key(s).")
+
+
+class ContactTagInline(admin.TabularInline):
+    model = ContactTag
+    extra = 0
+    raw_id_fields = ["tag"]
+
+
+class ContactStatsInline(admin.StackedInline):
+    model = ContactStats
+    can_delete = False
+    exclude = ["workspace"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> list[str]:
+        # Figures are derived from orders and events; editing them by hand would be overwritten.
+        return [f.name for f in ContactStats._meta.fields if f.name not in ("workspace",)]
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Contact)
+class ContactAdmin(LargeTableAdmin):
+    list_display = ["external_id", "email", "first_name", "last_name", "country", "email_status", "created_at"]
+    list_filter = ["workspace", "email_status", "traffic_source"]
+    search_fields = ["=external_id", "email", "last_name"]
+    list_select_related = ["workspace"]
+    raw_id_fields = ["workspace"]
+    inlines = [ContactTagInline, ContactStatsInline]
+
+
+@admin.register(ContactStats)
+class ContactStatsAdmin(LargeTableAdmin):
+    list_display = [
+        "contact",
+        "orders_count",
+        "total_spent",
+        "lifecycle_stage",
+        "loyalty_tier",
+        "rfm_segment",
+        "engagement_score",
+        "preferred_device",
+        "last_seen_at",
+    ]
+    list_filter = ["workspace", "lifecycle_stage", "loyalty_tier", "rfm_segment", "preferred_device"]
+    search_fields = ["=contact__external_id", "contact__email"]
+    list_select_related = ["contact"]
+    raw_id_fields = ["contact", "workspace"]
+
+
+@admin.register(Tag)
+class TagAdmin(admin.ModelAdmin):
+    list_display = ["name", "workspace"]
+    list_filter = ["workspace"]
+    search_fields = ["name"]
+
+
+@admin.register(Product)
+class ProductAdmin(LargeTableAdmin):
+    list_display = ["sku", "name", "producer", "category", "price", "workspace"]
+    list_filter = ["workspace", "category"]
+    search_fields = ["=sku", "name", "producer"]
+
+
+class OrderItemInline(admin.TabularInline):
+    model = OrderItem
+    extra = 0
+    raw_id_fields = ["product"]
+
+
+@admin.register(Order)
+class OrderAdmin(LargeTableAdmin):
+    list_display = ["external_id", "contact", "ordered_at", "source", "total", "currency"]
+    list_filter = ["workspace", "source", "currency"]
+    search_fields = ["=external_id", "=contact__external_id"]
+    list_select_related = ["contact"]
+    raw_id_fields = ["contact", "workspace"]
+    inlines = [OrderItemInline]
+
+
+@admin.register(Event)
+class EventAdmin(LargeTableAdmin):
+    list_display = ["type", "contact", "occurred_at", "device", "campaign", "url"]
+    list_filter = ["workspace", "type", "device"]
+    search_fields = ["=contact__external_id", "=event_id", "campaign"]
+    list_select_related = ["contact"]
+    raw_id_fields = ["contact", "workspace"]
+
+
+@admin.register(EventType)
+class EventTypeAdmin(admin.ModelAdmin):
+    list_display = ["name", "workspace", "first_seen_at"]
+    list_filter = ["workspace"]
+    search_fields = ["name"]
