@@ -35,6 +35,10 @@ class Workspace(models.Model):
     # Declared custom attribute types: {"plan": "choice", "score": "number", ...}.
     attribute_types = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Bookkeeping of the scheduled refresh of clock-dependent figures and RFM
+    # (contacts.tasks), so a failing refresh is visible rather than silent.
+    stats_refreshed_at = models.DateTimeField(null=True, blank=True)
+    stats_refresh_error = models.TextField(blank=True, default="")
 
     def __str__(self) -> str:
         return self.name
@@ -209,6 +213,10 @@ class ContactStats(models.Model):
     avg_order_value = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
     first_order_at = models.DateTimeField(null=True, blank=True)
     last_order_at = models.DateTimeField(null=True, blank=True)
+    # The latest order strictly before last_order_at: with it the lifecycle stage
+    # ("returning" after a long gap) is derived from this row alone, so the hourly
+    # clock refresh never has to read the orders table.
+    previous_order_at = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
     last_email_open_at = models.DateTimeField(null=True, blank=True)
     last_email_click_at = models.DateTimeField(null=True, blank=True)
@@ -236,6 +244,14 @@ class ContactStats(models.Model):
             models.Index(fields=["workspace", "cart_open_since"]),
             models.Index(fields=["workspace", "preferred_device"]),
             models.Index(fields=["workspace", "rfm_segment"]),
+            models.Index(fields=["workspace", "avg_order_value"]),
+            models.Index(fields=["workspace", "first_order_at"]),
+            models.Index(fields=["workspace", "last_email_open_at"]),
+            models.Index(fields=["workspace", "last_email_click_at"]),
+            models.Index(fields=["workspace", "engagement_score"]),
+            models.Index(fields=["workspace", "loyalty_tier"]),
+            models.Index(fields=["workspace", "top_category"]),
+            models.Index(fields=["workspace", "top_producer"]),
         ]
 
     def __str__(self) -> str:

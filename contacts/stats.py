@@ -1,0 +1,531 @@
+"""Computed contact figures: the `ContactStats` row of every contact.
+
+Three ways in, one derivation (documented for marketers in docs/computed-figures.md):
+
+- `refresh_contact_stats` runs inside the ingest transaction for the contacts a
+  call touched: one set-based UPDATE ... FROM over aggregates restricted to those
+  contacts, then one UPDATE for the figures derived from the row itself.
+- `recompute_workspace_stats` rebuilds a whole workspace the same way, in chunks
+  of contact ids so that no statement holds row locks for minutes.
+- `refresh_time_dependent_stats` and `refresh_rfm` refresh what changes with the
+  clock or with the rest of the workspace; `contacts.tasks` runs them hourly.
+
+The SQL runs unchanged on PostgreSQL and SQLite (>= 3.33 for UPDATE ... FROM).
+Money is summed in integer cents so both databases round identically (SQLite
+stores decimals as floats), and ties are broken by code point order on both.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import connection, transaction
+from django.db.models import Case, F, Q, QuerySet, Value, When
+from django.utils import timezone
+
+from contacts.models import Contact, ContactStats, Event, Order, OrderItem, Product, Workspace
+
+Lifecycle = ContactStats.Lifecycle
+Tier = ContactStats.LoyaltyTier
+Rfm = ContactStats.RfmSegment
+
+KINDS = frozenset({"contact", "tags", "orders", "events"})
+ALL_KINDS = ("contact", "orders", "events")
+
+# Engagement: points per event inside the window, capped. A click or a cart add
+# shows more intent than an open; a visit is the weakest signal.
+ENGAGEMENT_POINTS = {
+    "email_open": 2,
+    "email_click": 5,
+    "cart_add": 5,
+    "page_view": 1,
+    "product_view": 1,
+    "app_open": 1,
+}
+ENGAGEMENT_CAP = 100
+
+MOBILE_DEVICES = ("mobile", "tablet")
+DESKTOP_DEVICES = ("desktop",)  # "other" counts as no device information
+
+# rfm_segment by recency score (rows, 5 = most recent) and frequency score
+# (columns 1..5): the usual R/F grid, with "about to sleep" folded into
+# need_attention and the oldest low-frequency cell named lost.
+RFM_GRID: dict[int, tuple[str, str, str, str, str]] = {
+    5: (Rfm.NEW_CUSTOMERS, Rfm.POTENTIAL_LOYALIST, Rfm.POTENTIAL_LOYALIST, Rfm.CHAMPIONS, Rfm.CHAMPIONS),
+    4: (Rfm.PROMISING, Rfm.POTENTIAL_LOYALIST, Rfm.POTENTIAL_LOYALIST, Rfm.LOYAL, Rfm.LOYAL),
+    3: (Rfm.NEED_ATTENTION, Rfm.NEED_ATTENTION, Rfm.NEED_ATTENTION, Rfm.LOYAL, Rfm.LOYAL),
+    2: (Rfm.HIBERNATING, Rfm.HIBERNATING, Rfm.AT_RISK, Rfm.AT_RISK, Rfm.CANT_LOSE),
+    1: (Rfm.LOST, Rfm.LOST, Rfm.AT_RISK, Rfm.AT_RISK, Rfm.CANT_LOSE),
+}
+
+# recompute_workspace_stats works through the contacts in id ranges of this size.
+RECOMPUTE_CHUNK = 50_000
+
+_STATS = ContactStats._meta.db_table
+_CONTACT = Contact._meta.db_table
+_ORDER = Order._meta.db_table
+_ITEM = OrderItem._meta.db_table
+_PRODUCT = Product._meta.db_table
+_EVENT = Event._meta.db_table
+
+
+# --- public interface -------------------------------------------------------------------------------------------
+
+
+def refresh_contact_stats(
+    *,
+    workspace_id: int,
+    contact_ids: Iterable[int],
+    kinds: Collection[str] = ALL_KINDS,
+    now: datetime | None = None,
+) -> None:
+    """Recompute every per-contact figure of these contacts from their orders, items and events.
+
+    Creates missing ContactStats rows. Runs in the caller's transaction (ingest calls it
+    right after writing). `kinds` names what the caller changed: without "orders" the
+    order-derived figures are kept, without "events" the event-derived ones; the
+    clock-dependent figures are always refreshed, so the result equals a full refresh
+    as long as `kinds` is truthful. A caller that moves an order to another contact
+    passes both contacts. RFM scores are workspace-wide and left to `refresh_rfm`,
+    except that a contact left without orders loses them at once.
+
+    Example: refresh_contact_stats(workspace_id=1, contact_ids=[10, 11], kinds=("events",))
+    """
+    unknown = set(kinds) - KINDS
+    if unknown:
+        raise ValueError(f"unknown stats kinds: {sorted(unknown)}")
+    ids = sorted({int(pk) for pk in contact_ids})
+    if not ids:
+        return
+    now = now or timezone.now()
+    workspace = Workspace.objects.get(pk=workspace_id)
+    scope = _Scope(workspace_id=workspace_id, contact_ids=ids)
+    with transaction.atomic():
+        _lock_rows(ids)
+        if _ensure_rows(scope, now):
+            kinds = ALL_KINDS  # a row that was missing has never been computed
+        _refresh_aggregates(scope, kinds=kinds, workspace=workspace, now=now)
+        _apply_row_derived(ContactStats.objects.filter(contact_id__in=ids), workspace=workspace, now=now)
+
+
+def recompute_workspace_stats(*, workspace_id: int, now: datetime | None = None) -> int:
+    """Rebuild every contact's figures of the workspace in bulk, then the RFM scores.
+
+    Works through the contacts in id ranges of RECOMPUTE_CHUNK, each range with the
+    same set-based statements as `refresh_contact_stats`. Returns contacts processed.
+    """
+    now = now or timezone.now()
+    workspace = Workspace.objects.get(pk=workspace_id)
+    processed = 0
+    for low, high, count in _id_ranges(workspace_id, RECOMPUTE_CHUNK):
+        scope = _Scope(workspace_id=workspace_id, id_range=(low, high))
+        with transaction.atomic():
+            _ensure_rows(scope, now)
+            _refresh_aggregates(scope, kinds=ALL_KINDS, workspace=workspace, now=now)
+            _apply_row_derived(
+                ContactStats.objects.filter(workspace_id=workspace_id, pk__gte=low, pk__lte=high),
+                workspace=workspace,
+                now=now,
+            )
+        processed += count
+    refresh_rfm(workspace_id=workspace_id)
+    return processed
+
+
+def refresh_rfm(*, workspace_id: int) -> None:
+    """Score recency, frequency and monetary value 1..5 by quintile over the workspace's customers.
+
+    Customers are contacts with at least one order; a score is 1 + floor(5 * (rank - 1) / n)
+    where rank is the SQL RANK() of the value (so equal values share a score, the lower
+    one) and n the number of customers. Prospects get NULL scores and segment.
+    """
+    grid_sql, grid_params = _rfm_grid_case("ranked.r", "ranked.f")
+    sql = f"""
+        WITH ranked AS (
+            SELECT s.contact_id,
+                   1 + (5 * (RANK() OVER (ORDER BY s.last_order_at) - 1)) / COUNT(*) OVER () AS r,
+                   1 + (5 * (RANK() OVER (ORDER BY s.orders_count) - 1)) / COUNT(*) OVER () AS f,
+                   1 + (5 * (RANK() OVER (ORDER BY s.total_spent) - 1)) / COUNT(*) OVER () AS m
+            FROM {_STATS} s
+            WHERE s.workspace_id = %s AND s.orders_count > 0
+        ),
+        scored AS (SELECT ranked.contact_id, ranked.r, ranked.f, ranked.m, {grid_sql} AS segment FROM ranked)
+        UPDATE {_STATS}
+        SET rfm_recency = scored.r, rfm_frequency = scored.f, rfm_monetary = scored.m, rfm_segment = scored.segment
+        FROM scored
+        WHERE {_STATS}.contact_id = scored.contact_id
+          AND ({_STATS}.rfm_recency IS NULL OR {_STATS}.rfm_recency <> scored.r
+               OR {_STATS}.rfm_frequency IS NULL OR {_STATS}.rfm_frequency <> scored.f
+               OR {_STATS}.rfm_monetary IS NULL OR {_STATS}.rfm_monetary <> scored.m
+               OR {_STATS}.rfm_segment IS NULL OR {_STATS}.rfm_segment <> scored.segment)
+    """
+    with transaction.atomic():
+        _execute(sql, [workspace_id, *grid_params])
+        ContactStats.objects.filter(workspace_id=workspace_id, orders_count=0).exclude(
+            rfm_recency=None, rfm_frequency=None, rfm_monetary=None, rfm_segment=None
+        ).update(rfm_recency=None, rfm_frequency=None, rfm_monetary=None, rfm_segment=None)
+
+
+def refresh_time_dependent_stats(*, workspace_id: int, now: datetime | None = None) -> int:
+    """Refresh the figures that change with the clock alone: engagement_score and lifecycle_stage.
+
+    Also re-derives loyalty_tier, so a change of the workspace's thresholds shows up at
+    the next scheduled run. Only rows whose values change are written. Returns the
+    number of row updates (a contact whose score and stage both changed counts twice).
+    """
+    now = now or timezone.now()
+    workspace = Workspace.objects.get(pk=workspace_id)
+    scope = _Scope(workspace_id=workspace_id)
+    engagement_sql, engagement_params = _engagement_cte(scope, workspace=workspace, now=now)
+    sql = f"""
+        WITH engagement AS ({engagement_sql})
+        UPDATE {_STATS} SET engagement_score = fresh.score
+        FROM (
+            SELECT s.contact_id, {_capped_points("engagement.points")} AS score
+            FROM {_STATS} s LEFT JOIN engagement ON engagement.contact_id = s.contact_id
+            WHERE s.workspace_id = %s
+        ) fresh
+        WHERE {_STATS}.contact_id = fresh.contact_id AND {_STATS}.engagement_score <> fresh.score
+    """
+    with transaction.atomic():
+        changed = _execute(sql, [*engagement_params, workspace_id])
+        changed += _apply_row_derived(
+            ContactStats.objects.filter(workspace_id=workspace_id), workspace=workspace, now=now, only_changed=True
+        )
+    return changed
+
+
+def refresh_scheduled_stats(*, workspace_id: int, now: datetime | None = None) -> int:
+    """The hourly upkeep of one workspace: clock-dependent figures, then RFM.
+
+    Records the outcome on the workspace (`stats_refreshed_at`, `stats_refresh_error`)
+    so that a failing refresh is visible. Returns the number of row updates.
+    """
+    now = now or timezone.now()
+    try:
+        with transaction.atomic():
+            changed = refresh_time_dependent_stats(workspace_id=workspace_id, now=now)
+            refresh_rfm(workspace_id=workspace_id)
+    except Exception as exc:
+        Workspace.objects.filter(pk=workspace_id).update(stats_refresh_error=f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+    Workspace.objects.filter(pk=workspace_id).update(stats_refreshed_at=now, stats_refresh_error="")
+    return changed
+
+
+# --- row-derived figures (ORM) ----------------------------------------------------------------------------------
+
+
+def lifecycle_case(workspace: Workspace, now: datetime) -> Case:
+    """lifecycle_stage from the row's order times, the clock and the workspace's day settings.
+
+    The first matching rule wins: prospect (no orders); new (first order at most
+    new_customer_days ago); returning (last order at most active_days ago and more than
+    active_days after the order before it); active (last order at most active_days ago);
+    inactive (at most churn_days ago); churned.
+    """
+    active = timedelta(days=workspace.active_days)
+    return Case(
+        When(orders_count=0, then=Value(Lifecycle.PROSPECT)),
+        When(first_order_at__gte=now - timedelta(days=workspace.new_customer_days), then=Value(Lifecycle.NEW)),
+        When(
+            Q(last_order_at__gte=now - active, previous_order_at__isnull=False)
+            & Q(last_order_at__gt=F("previous_order_at") + active),
+            then=Value(Lifecycle.RETURNING),
+        ),
+        When(last_order_at__gte=now - active, then=Value(Lifecycle.ACTIVE)),
+        When(last_order_at__gte=now - timedelta(days=workspace.churn_days), then=Value(Lifecycle.INACTIVE)),
+        default=Value(Lifecycle.CHURNED),
+    )
+
+
+def loyalty_case(workspace: Workspace) -> Case:
+    """loyalty_tier: none without orders, then bronze / silver / gold by total_spent against the thresholds."""
+    return Case(
+        When(orders_count=0, then=Value(Tier.NONE)),
+        When(total_spent__lt=workspace.loyalty_silver_threshold, then=Value(Tier.BRONZE)),
+        When(total_spent__lt=workspace.loyalty_gold_threshold, then=Value(Tier.SILVER)),
+        default=Value(Tier.GOLD),
+    )
+
+
+def _apply_row_derived(
+    queryset: QuerySet[ContactStats], *, workspace: Workspace, now: datetime, only_changed: bool = False
+) -> int:
+    lifecycle, loyalty = lifecycle_case(workspace, now), loyalty_case(workspace)
+    if only_changed:
+        queryset = queryset.exclude(lifecycle_stage=lifecycle, loyalty_tier=loyalty)
+    return queryset.update(lifecycle_stage=lifecycle, loyalty_tier=loyalty)
+
+
+# --- aggregate figures (SQL) ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """Which contacts a statement covers: a workspace, optionally narrowed to ids or an id range."""
+
+    workspace_id: int
+    contact_ids: list[int] | None = None
+    id_range: tuple[int, int] | None = None
+
+    def where(self, alias: str, column: str = "contact_id") -> tuple[str, list]:
+        sql, params = f"{alias}.workspace_id = %s", [self.workspace_id]
+        if self.contact_ids is not None:
+            ids_sql, ids_params = _ids_in(f"{alias}.{column}", self.contact_ids)
+            sql, params = f"{sql} AND {ids_sql}", params + ids_params
+        if self.id_range is not None:
+            sql, params = f"{sql} AND {alias}.{column} BETWEEN %s AND %s", params + list(self.id_range)
+        return sql, params
+
+
+def _refresh_aggregates(scope: _Scope, *, kinds: Collection[str], workspace: Workspace, now: datetime) -> int:
+    """One UPDATE ... FROM: the scope's stats rows joined once to each aggregate they need."""
+    ctes: list[tuple[str, str, list]] = []
+    sets: list[tuple[str, list]] = []
+    orders, events = "orders" in kinds, "events" in kinds
+
+    scope_sql, scope_params = scope.where("s")
+    ctes.append(("scope", f"SELECT s.contact_id FROM {_STATS} s WHERE {scope_sql}", scope_params))
+
+    if orders:
+        ctes += _order_ctes(scope)
+        sets += [
+            ("orders_count = COALESCE(orders_agg.n, 0)", []),
+            ("total_spent = COALESCE(orders_agg.cents, 0) / 100.0", []),
+            # Half away from zero in integer arithmetic, like PostgreSQL's ROUND and Decimal's ROUND_HALF_UP.
+            (
+                "avg_order_value = CASE WHEN orders_agg.n IS NULL THEN NULL"
+                " WHEN orders_agg.cents >= 0 THEN ((2 * orders_agg.cents + orders_agg.n) / (2 * orders_agg.n)) / 100.0"
+                " ELSE -(((orders_agg.n - 2 * orders_agg.cents) / (2 * orders_agg.n)) / 100.0) END",
+                [],
+            ),
+            ("first_order_at = orders_agg.first_at", []),
+            ("last_order_at = orders_agg.last_at", []),
+            ("previous_order_at = orders_agg.previous_at", []),
+            ("top_category = top_category.name", []),
+            ("top_producer = top_producer.name", []),
+        ]
+        sets += [
+            (f"{col} = CASE WHEN orders_agg.n IS NULL THEN NULL ELSE {_STATS}.{col} END", [])
+            for col in ("rfm_recency", "rfm_frequency", "rfm_monetary", "rfm_segment")
+        ]
+    if events:
+        event_sql, event_params = _events_cte(scope)
+        ctes.append(("events_agg", event_sql, event_params))
+        sets += [
+            ("last_seen_at = events_agg.last_seen", []),
+            ("last_email_open_at = events_agg.last_open", []),
+            ("last_email_click_at = events_agg.last_click", []),
+            (
+                "preferred_device = CASE WHEN events_agg.on_mobile = 1 AND events_agg.on_desktop = 1 THEN %s"
+                " WHEN events_agg.on_mobile = 1 THEN %s WHEN events_agg.on_desktop = 1 THEN %s ELSE %s END",
+                [
+                    ContactStats.Device.CROSS_PLATFORM,
+                    ContactStats.Device.MOBILE_ONLY,
+                    ContactStats.Device.DESKTOP_ONLY,
+                    ContactStats.Device.UNKNOWN,
+                ],
+            ),
+        ]
+    if orders or events:
+        cart_sql, cart_params = _cart_cte(scope, last_order_from_aggregate=orders)
+        ctes.append(("cart", cart_sql, cart_params))
+        sets.append(("cart_open_since = cart.since", []))
+
+    engagement_sql, engagement_params = _engagement_cte(scope, workspace=workspace, now=now)
+    ctes.append(("engagement", engagement_sql, engagement_params))
+    sets.append((f"engagement_score = {_capped_points('engagement.points')}", []))
+    sets.append(("computed_at = %s", [_dt(now)]))
+
+    joins = " ".join(
+        f"LEFT JOIN {name} ON {name}.contact_id = scope.contact_id" for name, _, _ in ctes if name != "scope"
+    )
+    sql = (
+        "WITH "
+        + ", ".join(f"{name} AS ({body})" for name, body, _ in ctes)
+        + f" UPDATE {_STATS} SET "
+        + ", ".join(clause for clause, _ in sets)
+        + f" FROM scope {joins} WHERE {_STATS}.contact_id = scope.contact_id"
+    )
+    params = [p for _, _, ps in ctes for p in ps] + [p for _, ps in sets for p in ps]
+    return _execute(sql, params)
+
+
+def _order_ctes(scope: _Scope) -> list[tuple[str, str, list]]:
+    where, params = scope.where("o")
+    orders_agg = f"""
+        SELECT o.contact_id,
+               COUNT(*) AS n,
+               CAST(SUM(CAST(ROUND(o.total * 100) AS BIGINT)) AS BIGINT) AS cents,
+               MIN(o.ordered_at) AS first_at,
+               MAX(o.ordered_at) AS last_at,
+               MAX(CASE WHEN o.ordered_at < o.latest THEN o.ordered_at END) AS previous_at
+        FROM (
+            SELECT o.contact_id, o.total, o.ordered_at, MAX(o.ordered_at) OVER (PARTITION BY o.contact_id) AS latest
+            FROM {_ORDER} o WHERE {where}
+        ) o
+        GROUP BY o.contact_id
+    """
+    item_spend = f"""
+        SELECT o.contact_id, p.category, p.producer,
+               SUM(CAST(ROUND(i.quantity * i.unit_price * 100) AS BIGINT)) AS cents
+        FROM {_ITEM} i
+        JOIN {_ORDER} o ON o.id = i.order_id
+        JOIN {_PRODUCT} p ON p.id = i.product_id
+        WHERE {where}
+        GROUP BY o.contact_id, p.category, p.producer
+    """
+    return [
+        ("orders_agg", orders_agg, params),
+        ("item_spend", item_spend, params),
+        ("top_category", _top_by_spend("category"), []),
+        ("top_producer", _top_by_spend("producer"), []),
+    ]
+
+
+def _top_by_spend(column: str) -> str:
+    """The value of `column` with the highest item spend per contact; ties go to the first in code point order."""
+    collate = ' COLLATE "C"' if connection.vendor == "postgresql" else ""
+    return f"""
+        SELECT ranked.contact_id, ranked.name FROM (
+            SELECT contact_id, {column} AS name,
+                   ROW_NUMBER() OVER (PARTITION BY contact_id ORDER BY SUM(cents) DESC, {column}{collate} ASC) AS rn
+            FROM item_spend
+            WHERE {column} IS NOT NULL AND {column} <> ''
+            GROUP BY contact_id, {column}
+        ) ranked
+        WHERE ranked.rn = 1
+    """
+
+
+def _events_cte(scope: _Scope) -> tuple[str, list]:
+    where, params = scope.where("e")
+    mobile = ", ".join(["%s"] * len(MOBILE_DEVICES))
+    desktop = ", ".join(["%s"] * len(DESKTOP_DEVICES))
+    sql = f"""
+        SELECT e.contact_id,
+               MAX(e.occurred_at) AS last_seen,
+               MAX(CASE WHEN e.type = %s THEN e.occurred_at END) AS last_open,
+               MAX(CASE WHEN e.type = %s THEN e.occurred_at END) AS last_click,
+               MAX(CASE WHEN e.device IN ({mobile}) THEN 1 ELSE 0 END) AS on_mobile,
+               MAX(CASE WHEN e.device IN ({desktop}) THEN 1 ELSE 0 END) AS on_desktop
+        FROM {_EVENT} e WHERE {where}
+        GROUP BY e.contact_id
+    """
+    return sql, ["email_open", "email_click", *MOBILE_DEVICES, *DESKTOP_DEVICES, *params]
+
+
+def _cart_cte(scope: _Scope, *, last_order_from_aggregate: bool) -> tuple[str, list]:
+    """First cart_add after the last order; the last order comes from this statement's
+    aggregate when orders changed, else from the stored row (which is then current)."""
+    where, params = scope.where("e")
+    if last_order_from_aggregate:
+        last_join, last_at = "LEFT JOIN orders_agg lo ON lo.contact_id = e.contact_id", "lo.last_at"
+    else:
+        last_join, last_at = f"LEFT JOIN {_STATS} lo ON lo.contact_id = e.contact_id", "lo.last_order_at"
+    sql = f"""
+        SELECT e.contact_id, MIN(e.occurred_at) AS since
+        FROM {_EVENT} e {last_join}
+        WHERE {where} AND e.type = %s AND ({last_at} IS NULL OR e.occurred_at > {last_at})
+        GROUP BY e.contact_id
+    """
+    return sql, [*params, "cart_add"]
+
+
+def _engagement_cte(scope: _Scope, *, workspace: Workspace, now: datetime) -> tuple[str, list]:
+    """Points per contact from the weighted events with now - engagement_window_days <= occurred_at <= now."""
+    where, params = scope.where("e")
+    types = list(ENGAGEMENT_POINTS)
+    points = " ".join(f"WHEN %s THEN {int(ENGAGEMENT_POINTS[t])}" for t in types)
+    sql = f"""
+        SELECT e.contact_id, SUM(CASE e.type {points} ELSE 0 END) AS points
+        FROM {_EVENT} e
+        WHERE {where} AND e.type IN ({", ".join(["%s"] * len(types))})
+          AND e.occurred_at >= %s AND e.occurred_at <= %s
+        GROUP BY e.contact_id
+    """
+    window_start = now - timedelta(days=workspace.engagement_window_days)
+    return sql, [*types, *params, *types, _dt(window_start), _dt(now)]
+
+
+def _capped_points(column: str) -> str:
+    return f"CASE WHEN COALESCE({column}, 0) > {ENGAGEMENT_CAP} THEN {ENGAGEMENT_CAP} ELSE COALESCE({column}, 0) END"
+
+
+def _rfm_grid_case(r: str, f: str) -> tuple[str, list]:
+    whens, params = [], []
+    for recency, row in RFM_GRID.items():
+        for frequency, segment in enumerate(row, start=1):
+            whens.append(f"WHEN {r} = {int(recency)} AND {f} = {frequency} THEN %s")
+            params.append(str(segment))
+    return "CASE " + " ".join(whens) + " END", params
+
+
+# --- plumbing ---------------------------------------------------------------------------------------------------
+
+
+def _ensure_rows(scope: _Scope, now: datetime) -> int:
+    """Insert a ContactStats row with the model's defaults for every contact of the scope that lacks one."""
+    columns, values = ["contact_id", "workspace_id"], []
+    for field in ContactStats._meta.concrete_fields:
+        if field.column in ("contact_id", "workspace_id"):
+            continue
+        default = now if field.name == "computed_at" else field.get_default()
+        columns.append(field.column)
+        values.append(field.get_db_prep_save(default, connection))
+    where, params = scope.where("c", column="id")
+    sql = f"""
+        INSERT INTO {_STATS} ({", ".join(columns)})
+        SELECT c.id, c.workspace_id, {", ".join(["%s"] * len(values))}
+        FROM {_CONTACT} c
+        WHERE {where} AND NOT EXISTS (SELECT 1 FROM {_STATS} s WHERE s.contact_id = c.id)
+        ON CONFLICT DO NOTHING
+    """
+    return _execute(sql, [*values, *params])
+
+
+def _lock_rows(ids: list[int]) -> None:
+    """Lock the stats rows in id order, so two concurrent ingests of overlapping contacts
+    queue instead of deadlocking (UPDATE ... FROM locks rows in plan order)."""
+    if connection.vendor != "postgresql":
+        return  # SQLite serialises writers for the whole database
+    ids_sql, ids_params = _ids_in("contact_id", ids)
+    _execute(f"SELECT contact_id FROM {_STATS} WHERE {ids_sql} ORDER BY contact_id FOR UPDATE", ids_params)
+
+
+def _id_ranges(workspace_id: int, size: int) -> list[tuple[int, int, int]]:
+    """(first id, last id, count) of consecutive runs of `size` contacts of the workspace, in id order."""
+    sql = f"""
+        SELECT MIN(id), MAX(id), COUNT(*) FROM (
+            SELECT id, (ROW_NUMBER() OVER (ORDER BY id) - 1) / %s AS bucket FROM {_CONTACT} WHERE workspace_id = %s
+        ) numbered
+        GROUP BY bucket ORDER BY bucket
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [size, workspace_id])
+        return [(int(low), int(high), int(count)) for low, high, count in cursor.fetchall()]
+
+
+def _ids_in(column: str, ids: list[int]) -> tuple[str, list]:
+    # One parameter whatever the number of ids: SQLite limits bound variables.
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s::bigint[])", [ids]
+    return f"{column} IN (SELECT value FROM json_each(%s))", [json.dumps(ids)]
+
+
+def _dt(value: datetime):
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _execute(sql: str, params: list) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if cursor.rowcount < 0 and connection.vendor == "sqlite":
+            # Python's sqlite3 reports -1 for DML that starts with WITH.
+            cursor.execute("SELECT changes()")
+            return cursor.fetchone()[0]
+        return max(cursor.rowcount, 0)
