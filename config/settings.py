@@ -153,6 +153,10 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE = {
+    # Engagement, lifecycle stage, loyalty tier and RFM drift with the clock and the workspace.
+    "refresh-contact-stats": {"task": "contacts.tasks.refresh_all_workspaces_stats_task", "schedule": 3600.0},
+}
 
 # API
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 5 * 1024 * 1024)
