@@ -1,0 +1,112 @@
+"""Append events; an `event_id` seen before (in this call or earlier) is stored once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contacts.ingest import fields as f
+from contacts.ingest.common import (
+    IngestResult,
+    contact_ids_by_external_id,
+    in_one_transaction,
+    refresh_and_notify,
+)
+from contacts.models import Event, EventType, Workspace
+
+EVENT_SPEC: dict[str, f.Parser] = {
+    "contact": f.text(255, required=True),
+    "type": f.text(100, required=True),
+    "occurred_at": f.required_datetime,
+    "device": f.choice(Event.Device.values),
+    "url": f.text(2000),
+    "campaign": f.text(255),
+    "properties": f.json_object,
+    "event_id": f.text(255),
+}
+REQUIRED = ("contact", "type", "occurred_at")
+
+
+def parse_events(records: list[Any], *, root: str = "events") -> tuple[list[tuple[int, dict]], list[dict]]:
+    """Validate each record on its own: (index, values) of the good ones, located errors of the bad ones."""
+    return f.parse_records(records, spec=EVENT_SPEC, required=REQUIRED, root=root)
+
+
+def ingest_events(*, workspace: Workspace, records: list[Any], create_contacts: bool = False) -> IngestResult:
+    """Store events of known contacts (an unknown contact is an error of that record unless `create_contacts`).
+
+    >>> ingest_events(workspace=ws, records=[{"contact": "u1", "type": "email_open",
+    ...     "occurred_at": "2024-05-01T10:00:00Z", "campaign": "spring", "event_id": "esp-123"}])
+    IngestResult(created=1, updated=0, errors=[], contact_ids=[...])   # the same call again: created=0, updated=1
+    """
+    good, errors = parse_events(records)
+    result = IngestResult(errors=errors)
+    if good:
+        lookup_errors = in_one_transaction(
+            lambda: write_events(workspace, good, result, create_contacts=create_contacts)
+        )
+        result.errors = sorted(errors + lookup_errors, key=lambda error: error["index"])
+    return result
+
+
+def write_events(
+    workspace: Workspace,
+    records: list[tuple[int, dict]],
+    result: IngestResult,
+    *,
+    create_contacts: bool,
+    root: str = "events",
+) -> list[dict]:
+    """Write validated (index, values) event records; returns the errors of records with an unknown contact."""
+    result.created = result.updated = 0
+    lookup_errors: list[dict] = []
+    contact_ids, new_contact_ids = contact_ids_by_external_id(
+        workspace=workspace, external_ids=(values["contact"] for _, values in records), create_missing=create_contacts
+    )
+    event_ids = sorted({values["event_id"] for _, values in records if values.get("event_id") is not None})
+    seen = (
+        set(Event.objects.filter(workspace=workspace, event_id__in=event_ids).values_list("event_id", flat=True))
+        if event_ids
+        else set()
+    )
+    rows: list[Event] = []
+    types: set[str] = set()
+    affected: set[int] = set()
+    for index, values in records:
+        contact_id = contact_ids.get(values["contact"])
+        if contact_id is None:
+            lookup_errors.append(
+                {"index": index, "path": f"{root}[{index}].contact", "message": "no contact with this external_id"}
+            )
+            continue
+        event_id = values.get("event_id")
+        affected.add(contact_id)
+        if event_id is not None:
+            if event_id in seen:
+                result.updated += 1
+                continue
+            seen.add(event_id)
+        result.created += 1
+        types.add(values["type"])
+        rows.append(
+            Event(
+                workspace=workspace,
+                contact_id=contact_id,
+                type=values["type"],
+                occurred_at=values["occurred_at"],
+                device=values.get("device"),
+                url=values.get("url"),
+                campaign=values.get("campaign"),
+                properties=values.get("properties") or {},
+                event_id=event_id,
+            )
+        )
+    # ignore_conflicts: a concurrent call may store the same event_id first; it also spares a RETURNING of ids.
+    Event.objects.bulk_create(rows, ignore_conflicts=True)
+    if types:
+        EventType.objects.bulk_create(
+            [EventType(workspace=workspace, name=name) for name in sorted(types)], ignore_conflicts=True
+        )
+    result.contact_ids = sorted(affected)
+    data_kinds = {"events", "contact"} if new_contact_ids else {"events"}
+    refresh_and_notify(workspace_id=workspace.pk, contact_ids=affected, stats_kinds=("events",), data_kinds=data_kinds)
+    return lookup_errors

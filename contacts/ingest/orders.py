@@ -1,0 +1,193 @@
+"""Upsert orders by `external_id`: an order record replaces the stored order, items included."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pycountry
+
+from contacts.ingest import fields as f
+from contacts.ingest.common import (
+    IngestResult,
+    contact_ids_by_external_id,
+    in_one_transaction,
+    refresh_and_notify,
+)
+from contacts.models import Order, OrderItem, Product, Workspace
+
+CURRENCY_CODES: frozenset[str] = frozenset(currency.alpha_3 for currency in pycountry.currencies)
+MAX_ITEMS = 1000
+TOTAL_LIMIT = Decimal(10) ** 12  # Order.total has 14 digits, 2 of them after the point
+
+
+def currency(value: Any) -> str | None:
+    """ISO 4217, any case in, upper case out; null means the workspace's currency."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise f.FieldError("must be a string")
+    code = value.strip().upper()
+    if code not in CURRENCY_CODES:
+        raise f.FieldError("must be an ISO 4217 currency code, e.g. EUR")
+    return code
+
+
+ITEM_SPEC: dict[str, f.Parser] = {
+    "sku": f.text(100, required=True),
+    "quantity": f.positive_int,
+    "unit_price": f.money(12, required=True),
+}
+ITEM_REQUIRED = ("sku", "unit_price")
+
+
+def items(value: Any) -> list[dict]:
+    """The order's line items; every bad item is reported, each at its own path."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise f.FieldError("must be a list of items")
+    if len(value) > MAX_ITEMS:
+        raise f.FieldError(f"must have at most {MAX_ITEMS} items")
+    parsed: list[dict] = []
+    problems: list[tuple[str, str]] = []
+    for index, raw in enumerate(value):
+        item, item_errors = f.parse_record(raw, spec=ITEM_SPEC, required=ITEM_REQUIRED, path=f"[{index}]", index=index)
+        if item is None:
+            problems.extend((error["message"], error["path"]) for error in item_errors)
+        else:
+            item.setdefault("quantity", 1)
+            parsed.append(item)
+    if problems:
+        raise f.FieldError(problems[0][0], problems[0][1], problems=problems)
+    return parsed
+
+
+ORDER_SPEC: dict[str, f.Parser] = {
+    "external_id": f.text(255, required=True),
+    "contact": f.text(255, required=True),
+    "ordered_at": f.required_datetime,
+    "source": f.text(50),
+    "currency": currency,
+    "items": items,
+    "total": f.money(14),
+}
+REQUIRED = ("external_id", "contact", "ordered_at")
+
+
+def parse_orders(records: list[Any], *, root: str = "orders") -> tuple[list[tuple[int, dict]], list[dict]]:
+    """Validate each order on its own; the default total (sum of quantity * unit_price) is filled in here."""
+    good, errors = f.parse_records(records, spec=ORDER_SPEC, required=REQUIRED, root=root)
+    checked: list[tuple[int, dict]] = []
+    for index, values in good:
+        values.setdefault("items", [])
+        if values.get("total") is None:
+            total = sum((item["quantity"] * item["unit_price"] for item in values["items"]), Decimal("0.00"))
+            if total >= TOTAL_LIMIT:
+                errors.append(
+                    {"index": index, "path": f"{root}[{index}].items", "message": "the items add up to too much"}
+                )
+                continue
+            values["total"] = total
+        checked.append((index, values))
+    errors.sort(key=lambda error: error["index"])
+    return checked, errors
+
+
+def ingest_orders(*, workspace: Workspace, records: list[Any]) -> IngestResult:
+    """Upsert orders by external_id. Unknown contacts and SKUs are created bare; items are replaced.
+
+    >>> ingest_orders(workspace=ws, records=[{"external_id": "o-1", "contact": "u1", "ordered_at": "2024-05-01",
+    ...     "items": [{"sku": "SKU-1", "quantity": 2, "unit_price": "9.50"}]}])
+    IngestResult(created=1, updated=0, errors=[], contact_ids=[...])   # total 19.00, currency the workspace's
+    """
+    good, errors = parse_orders(records)
+    result = IngestResult(errors=errors)
+    if good:
+        in_one_transaction(lambda: write_orders(workspace, [values for _, values in good], result))
+    return result
+
+
+def write_orders(workspace: Workspace, records: list[dict], result: IngestResult) -> None:
+    """Write already validated order records (also used by the Segment API for `Order Completed`)."""
+    result.created = result.updated = 0
+    latest: dict[str, dict] = {}
+    for values in records:
+        if values["external_id"] in latest:
+            result.updated += 1  # a repeat within the call: the last one wins
+        latest[values["external_id"]] = values
+    external_ids = sorted(latest)
+
+    contact_ids, new_contact_ids = contact_ids_by_external_id(
+        workspace=workspace, external_ids=(values["contact"] for values in latest.values()), create_missing=True
+    )
+    product_ids = _product_ids(workspace, {item["sku"] for values in latest.values() for item in values["items"]})
+    # Locked so that a concurrent upsert of the same order cannot leave us refreshing a stale contact.
+    previous = {
+        external_id: (order_id, contact_id)
+        for external_id, order_id, contact_id in Order.objects.select_for_update()
+        .filter(workspace=workspace, external_id__in=external_ids)
+        .order_by("external_id")
+        .values_list("external_id", "id", "contact_id")
+    }
+    result.updated += len(previous)
+    result.created += len(latest) - len(previous)
+
+    orders = [
+        Order(
+            workspace=workspace,
+            external_id=external_id,
+            contact_id=contact_ids[latest[external_id]["contact"]],
+            ordered_at=latest[external_id]["ordered_at"],
+            source=latest[external_id].get("source"),
+            currency=latest[external_id].get("currency") or workspace.currency,
+            total=latest[external_id]["total"],
+        )
+        for external_id in external_ids
+    ]
+    Order.objects.bulk_create(
+        orders,
+        update_conflicts=True,
+        unique_fields=["workspace", "external_id"],
+        update_fields=["contact", "ordered_at", "source", "currency", "total"],
+    )
+    if any(order.pk is None for order in orders):
+        ids = dict(
+            Order.objects.filter(workspace=workspace, external_id__in=external_ids).values_list("external_id", "id")
+        )
+        for order in orders:
+            order.pk = ids[order.external_id]
+
+    # Every order of the call, not only the ones seen before: a concurrent call may have just created one.
+    OrderItem.objects.filter(order_id__in=[order.pk for order in orders]).delete()
+    OrderItem.objects.bulk_create(
+        [
+            OrderItem(
+                order_id=order.pk,
+                product_id=product_ids[item["sku"]],
+                quantity=item["quantity"],
+                unit_price=item["unit_price"],
+            )
+            for order in orders
+            for item in latest[order.external_id]["items"]
+        ]
+    )
+
+    # An order that moved to another contact changes both contacts' figures.
+    affected = {order.contact_id for order in orders} | {contact_id for _, contact_id in previous.values()}
+    result.contact_ids = sorted(affected)
+    data_kinds = {"orders", "contact"} if new_contact_ids else {"orders"}
+    refresh_and_notify(
+        workspace_id=workspace.pk, contact_ids=affected, stats_kinds=("orders",), data_kinds=data_kinds
+    )
+
+
+def _product_ids(workspace: Workspace, skus: set[str]) -> dict[str, int]:
+    """Map SKUs to product ids, creating bare products for unknown SKUs."""
+    wanted = sorted(skus)
+    found = dict(Product.objects.filter(workspace=workspace, sku__in=wanted).values_list("sku", "id"))
+    missing = [sku for sku in wanted if sku not in found]
+    if missing:
+        Product.objects.bulk_create([Product(workspace=workspace, sku=sku) for sku in missing], ignore_conflicts=True)
+        found.update(Product.objects.filter(workspace=workspace, sku__in=missing).values_list("sku", "id"))
+    return found
