@@ -156,7 +156,14 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     # Engagement, lifecycle stage, loyalty tier and RFM drift with the clock and the workspace.
     "refresh-contact-stats": {"task": "contacts.tasks.refresh_all_workspaces_stats_task", "schedule": 3600.0},
+    # Living segments (segments_app.tasks): recompute due segments, retry webhooks, prune the change log.
+    "dispatch-segments": {"task": "segments_app.tasks.dispatch_segments_task", "schedule": 60.0},
+    "deliver-webhooks": {"task": "segments_app.tasks.deliver_webhooks_task", "schedule": 60.0},
+    "prune-segment-changes": {"task": "segments_app.tasks.prune_changes_task", "schedule": 86400.0},
 }
+# Redis redelivers a message not acknowledged within this many seconds (a worker killed mid-task):
+# longer than any task's time limit, or long tasks would run twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 
 # API
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 5 * 1024 * 1024)
@@ -188,6 +195,14 @@ SPECTACULAR_SETTINGS = {
 # Segment engine
 SEGMENT_PREVIEW_TIMEOUT_MS = env_int("SEGMENT_PREVIEW_TIMEOUT_MS", 10_000)
 SEGMENT_CHANGE_RETENTION_DAYS = env_int("SEGMENT_CHANGE_RETENTION_DAYS", 180)
+# Living segments (segments_app.membership, dispatch, realtime, webhooks; see README "Living segments").
+SEGMENT_RECOMPUTE_TIMEOUT_S = env_int("SEGMENT_RECOMPUTE_TIMEOUT_S", 600)
+SEGMENT_STUCK_MINUTES = env_int("SEGMENT_STUCK_MINUTES", 30)
+SEGMENT_RETRY_MAX_MINUTES = env_int("SEGMENT_RETRY_MAX_MINUTES", 60)
+WEBHOOK_TIMEOUT_S = env_int("WEBHOOK_TIMEOUT_S", 10)
+WEBHOOK_BATCH_SIZE = env_int("WEBHOOK_BATCH_SIZE", 500)
+WEBHOOK_RETRY_BASE_S = env_int("WEBHOOK_RETRY_BASE_S", 30)
+WEBHOOK_RETRY_MAX_S = env_int("WEBHOOK_RETRY_MAX_S", 3600)
 
 # Security headers; HTTPS-only cookies and redirects when DEBUG is off.
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -26,7 +26,10 @@ class Segment(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.NEW)
     computing_since = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
+    # Failures in a row; reset by the next successful recompute.
     error_count = models.PositiveIntegerField(default=0)
+    # After a failure the dispatcher waits until then (backoff), so a broken segment is not retried every minute.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -92,3 +95,102 @@ class SegmentChange(models.Model):
 
     def __str__(self) -> str:
         return f"contact {self.contact_id} {self.change} segment {self.segment_id}"
+
+
+class RealtimeQueueEntry(models.Model):
+    """A contact whose data changed, waiting to be re-evaluated against the workspace's segments.
+
+    Ingest adds rows after commit; the real-time task drains them in id order. `contact_id` is not a
+    foreign key: the hot ingest path should not pay for the check, and a deleted contact simply
+    evaluates to "not a member".
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    contact_id = models.BigIntegerField()
+    # Bit set of the data kinds that changed (segments_app.realtime.KIND_BITS).
+    kinds = models.PositiveSmallIntegerField()
+    queued_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "id"])]
+
+    def __str__(self) -> str:
+        return f"contact {self.contact_id} of workspace {self.workspace_id}"
+
+
+class RealtimeState(models.Model):
+    """Whether a real-time task is already on its way for the workspace: bursts of ingest calls share one."""
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    task_pending = models.BooleanField(default=False)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"real-time state of workspace {self.workspace_id}"
+
+
+class WebhookEndpoint(models.Model):
+    """An ESP's URL that receives a segment's entries and exits, signed with `secret`."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="webhook_endpoints")
+    url = models.URLField(max_length=2000)
+    secret = models.CharField(max_length=200)
+    # No segments selected: every segment of the workspace.
+    segments = models.ManyToManyField(Segment, blank=True, related_name="webhook_endpoints")
+    active = models.BooleanField(default=True)
+    description = models.CharField(max_length=200, blank=True, default="")
+    # Changes up to this id existed before the endpoint was registered and are not sent.
+    start_after_change_id = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class WebhookCursor(models.Model):
+    """How far an endpoint has received one segment's change log.
+
+    One cursor per (endpoint, segment) rather than per endpoint: change ids of *one* segment are
+    committed in id order (its recomputes hold the segment's lock), those of different segments are not.
+    """
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="cursors")
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="+")
+    last_change_id = models.BigIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["endpoint", "segment"], name="uniq_webhook_cursor")]
+
+    def __str__(self) -> str:
+        return f"endpoint {self.endpoint_id} / segment {self.segment_id} at change {self.last_change_id}"
+
+
+class WebhookDelivery(models.Model):
+    """One batch of changes (ids first_change_id..last_change_id) for one endpoint, with its attempts."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    first_change_id = models.BigIntegerField()
+    last_change_id = models.BigIntegerField()
+    change_count = models.PositiveIntegerField()
+    attempts = models.PositiveIntegerField(default=0)
+    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        indexes = [models.Index(fields=["endpoint", "segment", "status"]), models.Index(fields=["created_at"])]
+
+    def __str__(self) -> str:
+        return f"delivery {self.pk} of changes {self.first_change_id}..{self.last_change_id}: {self.status}"

@@ -1,0 +1,492 @@
+"""Stored membership: recompute a segment, diff in SQL, snapshot and change log in one transaction.
+
+A recompute evaluates the segment's definition now and makes the stored members equal to the result:
+
+    entered = result - stored members         (INSERT ... SELECT ... WHERE NOT EXISTS)
+    exited  = stored members - result         (DELETE ... WHERE NOT EXISTS ... RETURNING)
+    change log += entered, exited             (INSERT INTO change SELECT ...)
+
+all in one transaction that holds the segment's lock, together with the snapshot (size, entered, exited,
+duration, trigger) and the segment's `size`/`computed_at`. So a reader sees either the previous
+membership or the new one, two recomputes of one segment run one after the other (the second finds
+nothing to change), and a crash midway rolls back to the previous state. Member ids never travel to
+Python: on PostgreSQL the whole diff is one statement of data-modifying CTEs over the compiled query,
+elsewhere (SQLite, the quick start) a few statements over a temporary table.
+
+A partial recompute (`recompute_contacts`, the real-time path) does the same restricted to a few
+contacts: the definition is evaluated for those contacts only and only their entries and exits are
+applied.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import OperationalError, connection, transaction
+from django.utils import timezone
+
+from segments_app.models import Segment, SegmentChange, SegmentMember, SegmentSnapshot
+
+logger = logging.getLogger(__name__)
+
+Trigger = SegmentSnapshot.Trigger
+
+# pg_advisory_xact_lock(class, id): the class keeps our keys apart from other advisory locks.
+_LOCK_CLASS = 0x5E6
+# Contacts per statement in a partial recompute (bounded parameter lists, SQLite included).
+_CONTACT_CHUNK = 1000
+_QUERY_CANCELED = "57014"
+
+
+class RecomputeTimeout(Exception):
+    """The recompute ran longer than SEGMENT_RECOMPUTE_TIMEOUT_S: recorded, not retried at once."""
+
+
+@dataclass(frozen=True)
+class _Diff:
+    size: int
+    entered: int
+    exited: int
+    snapshot_id: int | None
+
+
+# --- scheduling -------------------------------------------------------------------------------------
+
+
+def schedule_recompute(*, segment_id: int, trigger: str) -> None:
+    """Recompute the segment's stored membership soon: enqueues the Celery task after the current commit.
+
+    Without a broker (CELERY_BROKER_URL empty) the task runs in-process at commit. A broker failure is
+    logged, not raised: the data is committed by then, and the dispatcher computes a segment that was
+    never computed on its next tick.
+    """
+    Trigger(trigger)  # refuse an unknown trigger here, not later in a worker
+
+    def enqueue() -> None:
+        from segments_app.tasks import recompute_segment_task
+
+        recompute_segment_task.delay(segment_id, trigger)
+
+    transaction.on_commit(enqueue, robust=True)
+
+
+# --- recompute --------------------------------------------------------------------------------------
+
+
+def recompute_membership(*, segment_id: int, trigger: str, now: datetime | None = None) -> SegmentSnapshot:
+    """Make the stored members of the segment equal to its definition evaluated at `now`; returns the snapshot.
+
+    Raises DefinitionError when the definition no longer compiles (e.g. a referenced segment was
+    deleted) and RecomputeTimeout past SEGMENT_RECOMPUTE_TIMEOUT_S; the stored state is then unchanged.
+    The caller records failures (`record_failure`).
+    """
+    Trigger(trigger)
+    started = time.monotonic()
+    now = now or timezone.now()
+    with _statement_timeout_as_error(), transaction.atomic():
+        previous_timeout = _bound_statements()
+        segment = _lock_segment(segment_id)
+        target_sql, target_params = _compiled_ids_sql(segment, now=now)
+        diff = _apply_diff(
+            segment=segment, trigger=trigger, now=now, target_sql=target_sql, target_params=target_params,
+            contact_ids=None, size_before=None,
+        )
+        duration_ms = _elapsed_ms(started)
+        SegmentSnapshot.objects.filter(pk=diff.snapshot_id).update(duration_ms=duration_ms)
+        _mark_fresh(segment_id=segment.pk, size=diff.size, now=now)
+        snapshot = SegmentSnapshot.objects.get(pk=diff.snapshot_id)
+        _restore_statement_timeout(previous_timeout)
+    if diff.entered or diff.exited:
+        _notify_webhooks(segment_id=segment.pk)
+    logger.info(
+        "segment %s recomputed (%s): size %s, +%s -%s in %s ms",
+        segment.pk, trigger, diff.size, diff.entered, diff.exited, duration_ms,
+    )
+    return snapshot
+
+
+def recompute_contacts(
+    *, segment_id: int, contact_ids: Iterable[int], trigger: str = Trigger.REAL_TIME, now: datetime | None = None
+) -> SegmentSnapshot | None:
+    """Re-evaluate only these contacts against the segment and apply their entries and exits.
+
+    Returns the snapshot, or None when nothing changed (then nothing is written) or when the segment has
+    no stored membership yet (a partial update of a never-computed segment would be meaningless; its
+    full recompute is pending).
+    """
+    Trigger(trigger)
+    ids = sorted(set(contact_ids))
+    if not ids:
+        return None
+    started = time.monotonic()
+    now = now or timezone.now()
+    with _statement_timeout_as_error(), transaction.atomic():
+        previous_timeout = _bound_statements()
+        segment = _lock_segment(segment_id)
+        if segment.computed_at is None or segment.size is None:
+            _restore_statement_timeout(previous_timeout)
+            return None
+        size = segment.size
+        entered = exited = 0
+        snapshot_id: int | None = None
+        for start in range(0, len(ids), _CONTACT_CHUNK):
+            chunk = ids[start : start + _CONTACT_CHUNK]
+            target_sql, target_params = _compiled_ids_sql(segment, now=now, contact_ids=chunk)
+            diff = _apply_diff(
+                segment=segment, trigger=trigger, now=now, target_sql=target_sql, target_params=target_params,
+                contact_ids=chunk, size_before=size, snapshot_id=snapshot_id,
+            )
+            size, snapshot_id = diff.size, diff.snapshot_id
+            entered += diff.entered
+            exited += diff.exited
+        _restore_statement_timeout(previous_timeout)
+        if snapshot_id is None:
+            return None
+        SegmentSnapshot.objects.filter(pk=snapshot_id).update(
+            size=size, entered=entered, exited=exited, duration_ms=_elapsed_ms(started)
+        )
+        Segment.objects.filter(pk=segment.pk).update(size=size)
+        snapshot = SegmentSnapshot.objects.get(pk=snapshot_id)
+    _notify_webhooks(segment_id=segment.pk)
+    return snapshot
+
+
+def record_failure(*, segment_id: int, error: BaseException | str, now: datetime | None = None) -> None:
+    """Note a failed recompute on the segment (status, last error, failures in a row, next attempt)."""
+    now = now or timezone.now()
+    message = error if isinstance(error, str) else f"{error.__class__.__name__}: {error}"
+    with transaction.atomic():
+        segment = Segment.objects.select_for_update().filter(pk=segment_id).first()
+        if segment is None:
+            return
+        error_count = segment.error_count + 1
+        Segment.objects.filter(pk=segment_id).update(
+            status=Segment.Status.FAILED,
+            computing_since=None,
+            last_error=message[:2000],
+            error_count=error_count,
+            next_attempt_at=now + failure_backoff(error_count),
+        )
+    logger.warning("segment %s recompute failed (%s in a row): %s", segment_id, error_count, message)
+
+
+def failure_backoff(error_count: int) -> timedelta:
+    """Wait 1, 2, 4, ... minutes after failures in a row, at most SEGMENT_RETRY_MAX_MINUTES."""
+    minutes = min(2 ** max(error_count - 1, 0), settings.SEGMENT_RETRY_MAX_MINUTES)
+    return timedelta(minutes=minutes)
+
+
+def is_due(segment: Segment, *, now: datetime) -> bool:
+    """Whether the segment's refresh interval has elapsed (never for on-demand segments)."""
+    if segment.refresh_minutes == 0:
+        return False
+    if segment.computed_at is None:
+        return True
+    return segment.computed_at + timedelta(minutes=segment.refresh_minutes) <= now
+
+
+def run_recompute(*, segment_id: int, trigger: str) -> SegmentSnapshot | None:
+    """What the task runs: recompute, or record why it failed and re-raise.
+
+    A scheduled run that finds the segment already fresh (another run finished it meanwhile, e.g. after
+    a stuck segment was released and dispatched again) does nothing.
+    """
+    segment = Segment.objects.filter(pk=segment_id).only("status", "computed_at", "refresh_minutes").first()
+    if segment is None:
+        return None
+    already_done = segment.status != Segment.Status.COMPUTING and not is_due(segment, now=timezone.now())
+    if trigger == Trigger.SCHEDULE and already_done:
+        return None
+    try:
+        return recompute_membership(segment_id=segment_id, trigger=trigger)
+    except Exception as exc:
+        record_failure(segment_id=segment_id, error=exc)
+        raise
+
+
+def prune_changes(*, now: datetime | None = None, batch_size: int = 10_000) -> int:
+    """Delete change-log rows older than SEGMENT_CHANGE_RETENTION_DAYS, in batches; returns how many."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.SEGMENT_CHANGE_RETENTION_DAYS)
+    deleted = 0
+    while True:
+        ids = SegmentChange.objects.filter(at__lt=cutoff).order_by("pk").values("pk")[:batch_size]
+        count, _ = SegmentChange.objects.filter(pk__in=list(ids.values_list("pk", flat=True))).delete()
+        deleted += count
+        if count < batch_size:
+            return deleted
+
+
+# --- internals --------------------------------------------------------------------------------------
+
+
+def _lock_segment(segment_id: int) -> Segment:
+    """Take the segment's recompute lock for this transaction, then read its current row.
+
+    PostgreSQL: a transaction-scoped advisory lock, so recomputes of one segment queue up while
+    readers and edits of the segment row are not blocked. SQLite serialises writers itself.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_CLASS, segment_id & 0x7FFFFFFF])
+    return Segment.objects.select_related("workspace").get(pk=segment_id)
+
+
+def _compiled_ids_sql(
+    segment: Segment, *, now: datetime, contact_ids: Sequence[int] | None = None
+) -> tuple[str, tuple]:
+    """SQL and params selecting the ids of the contacts that match the segment's definition at `now`."""
+    from segments_app.selectors import segment_contacts
+
+    queryset = segment_contacts(workspace=segment.workspace, definition=segment.definition, now=now)
+    if contact_ids is not None:
+        queryset = queryset.filter(pk__in=list(contact_ids))
+    return queryset.order_by().values("pk").query.sql_with_params()
+
+
+def _apply_diff(
+    *,
+    segment: Segment,
+    trigger: str,
+    now: datetime,
+    target_sql: str,
+    target_params: tuple,
+    contact_ids: Sequence[int] | None,
+    size_before: int | None,
+    snapshot_id: int | None = None,
+) -> _Diff:
+    if connection.vendor == "postgresql":
+        return _apply_diff_postgresql(
+            segment_id=segment.pk, trigger=trigger, now=now, target_sql=target_sql, target_params=target_params,
+            contact_ids=contact_ids, size_before=size_before, snapshot_id=snapshot_id,
+        )
+    return _apply_diff_portable(
+        segment_id=segment.pk, trigger=trigger, now=now, target_sql=target_sql, target_params=target_params,
+        contact_ids=contact_ids, size_before=size_before, snapshot_id=snapshot_id,
+    )
+
+
+def _tables() -> dict[str, str]:
+    quote = connection.ops.quote_name
+    return {
+        "member": quote(SegmentMember._meta.db_table),
+        "change": quote(SegmentChange._meta.db_table),
+        "snapshot": quote(SegmentSnapshot._meta.db_table),
+    }
+
+
+def _in_list(ids: Sequence[int]) -> str:
+    return ", ".join(["%s"] * len(ids))
+
+
+def _apply_diff_postgresql(
+    *,
+    segment_id: int,
+    trigger: str,
+    now: datetime,
+    target_sql: str,
+    target_params: tuple,
+    contact_ids: Sequence[int] | None,
+    size_before: int | None,
+    snapshot_id: int | None,
+) -> _Diff:
+    """One statement: evaluate the definition once, diff against the stored members, write everything.
+
+    The sub-statements of a WITH run on one snapshot, so `entered` and `exited` are both taken against
+    the members as they were before this statement. A full recompute always writes its snapshot; a
+    partial one only when someone entered or left (an event that changes nothing leaves no trace).
+    """
+    t = _tables()
+    partial = contact_ids is not None
+    scope_sql = f"AND m.contact_id IN ({_in_list(contact_ids)})" if partial else ""
+    scope_params = list(contact_ids) if partial else []
+    if snapshot_id is not None:
+        snapshot_cte = "snap AS (SELECT %s::bigint AS id)"
+        snapshot_params: list = [snapshot_id]
+    else:
+        # size: a full recompute counts the result; a partial one adjusts the stored size.
+        size_expr = "(SELECT count(*) FROM target)" if not partial else (
+            "%s + (SELECT count(*) FROM entered) - (SELECT count(*) FROM exited)"
+        )
+        snapshot_cte = f"""snap AS (
+            INSERT INTO {t["snapshot"]} (segment_id, computed_at, size, entered, exited, duration_ms, trigger)
+            SELECT %s, %s, {size_expr}, (SELECT count(*) FROM entered), (SELECT count(*) FROM exited), 0, %s
+            {"WHERE EXISTS (SELECT 1 FROM entered) OR EXISTS (SELECT 1 FROM exited)" if partial else ""}
+            RETURNING id
+        )"""
+        snapshot_params = [segment_id, now, *([size_before] if partial else []), trigger]
+    sql = f"""
+        WITH target AS MATERIALIZED ({target_sql}),
+        entered AS (
+            SELECT t.id FROM target t
+            WHERE NOT EXISTS (SELECT 1 FROM {t["member"]} m WHERE m.segment_id = %s AND m.contact_id = t.id)
+        ),
+        exited AS (
+            DELETE FROM {t["member"]} m
+            WHERE m.segment_id = %s {scope_sql}
+              AND NOT EXISTS (SELECT 1 FROM target t WHERE t.id = m.contact_id)
+            RETURNING m.contact_id
+        ),
+        added AS (
+            INSERT INTO {t["member"]} (segment_id, contact_id, since)
+            SELECT %s, e.id, %s FROM entered e
+        ),
+        {snapshot_cte},
+        logged AS (
+            INSERT INTO {t["change"]} (segment_id, snapshot_id, contact_id, change, at)
+            SELECT %s, snap.id, e.id, 'entered', %s FROM entered e CROSS JOIN snap
+            UNION ALL
+            SELECT %s, snap.id, x.contact_id, 'exited', %s FROM exited x CROSS JOIN snap
+        )
+        SELECT (SELECT count(*) FROM target), (SELECT count(*) FROM entered), (SELECT count(*) FROM exited),
+               (SELECT id FROM snap)
+    """
+    params = [
+        *target_params,
+        segment_id,
+        segment_id, *scope_params,
+        segment_id, now,
+        *snapshot_params,
+        segment_id, now,
+        segment_id, now,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        matched, entered, exited, new_snapshot_id = cursor.fetchone()
+    size = matched if not partial else size_before + entered - exited
+    return _Diff(size=size, entered=entered, exited=exited, snapshot_id=new_snapshot_id or snapshot_id)
+
+
+def _apply_diff_portable(
+    *,
+    segment_id: int,
+    trigger: str,
+    now: datetime,
+    target_sql: str,
+    target_params: tuple,
+    contact_ids: Sequence[int] | None,
+    size_before: int | None,
+    snapshot_id: int | None,
+) -> _Diff:
+    """The same diff as a few statements over a temporary table of the result (SQLite and others)."""
+    t = _tables()
+    partial = contact_ids is not None
+    scope_sql = f"AND m.contact_id IN ({_in_list(contact_ids)})" if partial else ""
+    scope_params = list(contact_ids) if partial else []
+    db_now = connection.ops.adapt_datetimefield_value(now)
+    not_member = f"NOT EXISTS (SELECT 1 FROM {t['member']} m WHERE m.segment_id = %s AND m.contact_id = r.id)"
+    gone = "NOT EXISTS (SELECT 1 FROM segment_result r WHERE r.id = m.contact_id)"
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE IF NOT EXISTS segment_result (id INTEGER PRIMARY KEY)")
+        cursor.execute("DELETE FROM segment_result")
+        cursor.execute(f"INSERT INTO segment_result (id) {target_sql}", target_params)
+        cursor.execute(f"SELECT count(*) FROM segment_result r WHERE {not_member}", [segment_id])
+        entered = cursor.fetchone()[0]
+        cursor.execute(
+            f"SELECT count(*) FROM {t['member']} m WHERE m.segment_id = %s {scope_sql} AND {gone}",
+            [segment_id, *scope_params],
+        )
+        exited = cursor.fetchone()[0]
+        cursor.execute("SELECT count(*) FROM segment_result")
+        matched = cursor.fetchone()[0]
+        size = matched if not partial else size_before + entered - exited
+        if snapshot_id is None and (not partial or entered or exited):
+            snapshot_id = SegmentSnapshot.objects.create(
+                segment_id=segment_id, computed_at=now, size=size, entered=entered, exited=exited,
+                duration_ms=0, trigger=trigger,
+            ).pk
+        if entered or exited:
+            cursor.execute(
+                f"INSERT INTO {t['change']} (segment_id, snapshot_id, contact_id, change, at) "
+                f"SELECT %s, %s, r.id, 'entered', %s FROM segment_result r WHERE {not_member} ORDER BY r.id",
+                [segment_id, snapshot_id, db_now, segment_id],
+            )
+            cursor.execute(
+                f"INSERT INTO {t['change']} (segment_id, snapshot_id, contact_id, change, at) "
+                f"SELECT %s, %s, m.contact_id, 'exited', %s FROM {t['member']} m "
+                f"WHERE m.segment_id = %s {scope_sql} AND {gone} ORDER BY m.contact_id",
+                [segment_id, snapshot_id, db_now, segment_id, *scope_params],
+            )
+            cursor.execute(
+                f"DELETE FROM {t['member']} WHERE id IN (SELECT m.id FROM {t['member']} m "
+                f"WHERE m.segment_id = %s {scope_sql} AND {gone})",
+                [segment_id, *scope_params],
+            )
+            cursor.execute(
+                f"INSERT INTO {t['member']} (segment_id, contact_id, since) "
+                f"SELECT %s, r.id, %s FROM segment_result r WHERE {not_member}",
+                [segment_id, db_now, segment_id],
+            )
+        cursor.execute("DELETE FROM segment_result")
+    return _Diff(size=size, entered=entered, exited=exited, snapshot_id=snapshot_id)
+
+
+def _mark_fresh(*, segment_id: int, size: int, now: datetime) -> None:
+    Segment.objects.filter(pk=segment_id).update(
+        size=size,
+        computed_at=now,
+        status=Segment.Status.FRESH,
+        computing_since=None,
+        last_error="",
+        error_count=0,
+        next_attempt_at=None,
+    )
+
+
+def _elapsed_ms(started: float) -> int:
+    return int(round((time.monotonic() - started) * 1000))
+
+
+class _statement_timeout_as_error:
+    """Report a statement cancelled by the recompute's statement timeout as RecomputeTimeout.
+
+    A query that outgrew the timeout will do so again, so it must not look like the transient
+    OperationalError the task retries at once.
+    """
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if isinstance(exc, OperationalError) and getattr(exc.__cause__, "sqlstate", None) == _QUERY_CANCELED:
+            raise RecomputeTimeout(
+                f"recompute took longer than SEGMENT_RECOMPUTE_TIMEOUT_S={settings.SEGMENT_RECOMPUTE_TIMEOUT_S}s"
+            ) from exc
+        return False
+
+
+def _bound_statements() -> str | None:
+    """Inside the recompute transaction: limit each statement to SEGMENT_RECOMPUTE_TIMEOUT_S (PostgreSQL).
+
+    Returns the previous value for `_restore_statement_timeout`; SET LOCAL semantics (is_local) undo it
+    with the transaction or savepoint anyway, the restore only matters inside a caller's transaction.
+    """
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('statement_timeout'), set_config('statement_timeout', %s, true)",
+            [f"{_timeout_ms()}ms"],
+        )
+        return cursor.fetchone()[0]
+
+
+def _restore_statement_timeout(previous: str | None) -> None:
+    if previous is not None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('statement_timeout', %s, true)", [previous])
+
+
+def _timeout_ms() -> int:
+    return settings.SEGMENT_RECOMPUTE_TIMEOUT_S * 1000
+
+
+def _notify_webhooks(*, segment_id: int) -> None:
+    from segments_app.webhooks import schedule_webhook_delivery
+
+    schedule_webhook_delivery(segment_id=segment_id)
