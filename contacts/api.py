@@ -52,7 +52,7 @@ BULK_DESCRIPTION = (
     "reported with its index and the path of the bad value. The answer is 200 when at least one record was "
     "stored (or the list was empty), and 400 with the same shape when every record was refused. "
     "A whole-request problem (malformed JSON, a body that is not an object, a missing or unknown top-level key, "
-    "more than 1,000 records) is a 400 with `{\"errors\": [...]}` and stores nothing; a body over the size limit "
+    'more than 1,000 records) is a 400 with `{"errors": [...]}` and stores nothing; a body over the size limit '
     "is a 413. `Content-Encoding: gzip` is accepted."
 )
 
@@ -61,7 +61,7 @@ def _bulk_responses() -> dict:
     return {
         200: IngestResultOut,
         400: OpenApiResponse(
-            IngestResultOut, description="Every record refused, or `{\"errors\": [...]}` for a whole-request problem."
+            IngestResultOut, description='Every record refused, or `{"errors": [...]}` for a whole-request problem.'
         ),
         413: OpenApiResponse(ApiErrorsOut, description="Body over the size limit."),
     }

@@ -83,9 +83,7 @@ def contact_ids_by_external_id(
     Returns the map and the ids of the contacts created here.
     """
     wanted = sorted(set(external_ids))
-    found = dict(
-        Contact.objects.filter(workspace=workspace, external_id__in=wanted).values_list("external_id", "id")
-    )
+    found = dict(Contact.objects.filter(workspace=workspace, external_id__in=wanted).values_list("external_id", "id"))
     missing = [external_id for external_id in wanted if external_id not in found]
     if not missing or not create_missing:
         return found, []

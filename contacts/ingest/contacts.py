@@ -27,9 +27,7 @@ CONTACT_SPEC: dict[str, f.Parser] = {
 }
 REQUIRED = ("external_id",)
 # Columns an upsert may write; `attributes` is merged and `tags` live in their own table.
-PLAIN_COLUMNS = [
-    name for name in CONTACT_SPEC if name not in {"external_id", "tags", "attributes", "created_at"}
-]
+PLAIN_COLUMNS = [name for name in CONTACT_SPEC if name not in {"external_id", "tags", "attributes", "created_at"}]
 WRITTEN_COLUMNS = [*PLAIN_COLUMNS, "created_at", "attributes", "updated_at"]
 
 

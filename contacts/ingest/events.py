@@ -1,7 +1,15 @@
-"""Append events; an `event_id` seen before (in this call or earlier) is stored once."""
+"""Store events; an event seen before (in this call or earlier) is stored once.
+
+An event's identity is its `event_id`. Without one, it is the event's content: the same contact, type,
+time, device, url, campaign and properties make the same event, stored with a derived event_id
+("auto:" + SHA-1 of that content). So every bulk call is idempotent, as the API promises, while two
+different events of a contact at the same moment are still both kept.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from contacts.ingest import fields as f
@@ -26,13 +34,44 @@ EVENT_SPEC: dict[str, f.Parser] = {
 REQUIRED = ("contact", "type", "occurred_at")
 
 
+DERIVED_ID_PREFIX = "auto:"
+
+
+def derived_event_id(values: dict) -> str:
+    """The event_id of an event sent without one, from its content (see the module docstring)."""
+    content = json.dumps(
+        [
+            values["contact"],
+            values["type"],
+            values["occurred_at"].isoformat(),
+            values.get("device"),
+            values.get("url"),
+            values.get("campaign"),
+            values.get("properties") or {},
+        ],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return DERIVED_ID_PREFIX + hashlib.sha1(content.encode(), usedforsecurity=False).hexdigest()
+
+
 def parse_events(records: list[Any], *, root: str = "events") -> tuple[list[tuple[int, dict]], list[dict]]:
-    """Validate each record on its own: (index, values) of the good ones, located errors of the bad ones."""
-    return f.parse_records(records, spec=EVENT_SPEC, required=REQUIRED, root=root)
+    """Validate each record on its own: (index, values) of the good ones, located errors of the bad ones.
+
+    Every good record leaves with an event_id: its own, or one derived from its content.
+    """
+    good, errors = f.parse_records(records, spec=EVENT_SPEC, required=REQUIRED, root=root)
+    for _, values in good:
+        if values.get("event_id") is None:
+            values["event_id"] = derived_event_id(values)
+    return good, errors
 
 
 def ingest_events(*, workspace: Workspace, records: list[Any], create_contacts: bool = False) -> IngestResult:
     """Store events of known contacts (an unknown contact is an error of that record unless `create_contacts`).
+
+    A repeat (same event_id, or same content without one) is stored once and counted as updated.
 
     >>> ingest_events(workspace=ws, records=[{"contact": "u1", "type": "email_open",
     ...     "occurred_at": "2024-05-01T10:00:00Z", "campaign": "spring", "event_id": "esp-123"}])
@@ -62,12 +101,8 @@ def write_events(
     contact_ids, new_contact_ids = contact_ids_by_external_id(
         workspace=workspace, external_ids=(values["contact"] for _, values in records), create_missing=create_contacts
     )
-    event_ids = sorted({values["event_id"] for _, values in records if values.get("event_id") is not None})
-    seen = (
-        set(Event.objects.filter(workspace=workspace, event_id__in=event_ids).values_list("event_id", flat=True))
-        if event_ids
-        else set()
-    )
+    event_ids = sorted({values["event_id"] for _, values in records})
+    seen = set(Event.objects.filter(workspace=workspace, event_id__in=event_ids).values_list("event_id", flat=True))
     rows: list[Event] = []
     types: set[str] = set()
     affected: set[int] = set()
@@ -78,13 +113,12 @@ def write_events(
                 {"index": index, "path": f"{root}[{index}].contact", "message": "no contact with this external_id"}
             )
             continue
-        event_id = values.get("event_id")
+        event_id = values["event_id"]
         affected.add(contact_id)
-        if event_id is not None:
-            if event_id in seen:
-                result.updated += 1
-                continue
-            seen.add(event_id)
+        if event_id in seen:
+            result.updated += 1
+            continue
+        seen.add(event_id)
         result.created += 1
         types.add(values["type"])
         rows.append(

@@ -177,9 +177,7 @@ def write_orders(workspace: Workspace, records: list[dict], result: IngestResult
     affected = {order.contact_id for order in orders} | {contact_id for _, contact_id in previous.values()}
     result.contact_ids = sorted(affected)
     data_kinds = {"orders", "contact"} if new_contact_ids else {"orders"}
-    refresh_and_notify(
-        workspace_id=workspace.pk, contact_ids=affected, stats_kinds=("orders",), data_kinds=data_kinds
-    )
+    refresh_and_notify(workspace_id=workspace.pk, contact_ids=affected, stats_kinds=("orders",), data_kinds=data_kinds)
 
 
 def _product_ids(workspace: Workspace, skus: set[str]) -> dict[str, int]:

@@ -45,9 +45,7 @@ def write_products(workspace: Workspace, records: list[dict], result: IngestResu
     skus = sorted({values["sku"] for values in records})
     existing = {
         product.sku: product
-        for product in Product.objects.select_for_update()
-        .filter(workspace=workspace, sku__in=skus)
-        .order_by("sku")
+        for product in Product.objects.select_for_update().filter(workspace=workspace, sku__in=skus).order_by("sku")
     }
     existing_ids = {sku: product.pk for sku, product in existing.items()}
     before = {sku: tuple(getattr(product, name) for name in FIGURE_INPUTS) for sku, product in existing.items()}

@@ -82,9 +82,7 @@ def parse_bulk_body(data: Any, *, key: str) -> list:
     elif not isinstance(data[key], list):
         errors.append({"path": key, "message": "must be a list"})
     elif len(data[key]) > max_records():
-        errors.append(
-            {"path": key, "message": f"at most {max_records()} records per call (got {len(data[key])})"}
-        )
+        errors.append({"path": key, "message": f"at most {max_records()} records per call (got {len(data[key])})"})
     if errors:
         raise ApiError(errors)
     return data[key]
