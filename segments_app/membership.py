@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from segments_app.models import Segment, SegmentChange, SegmentMember, SegmentSnapshot
@@ -220,6 +221,23 @@ def prune_changes(*, now: datetime | None = None, batch_size: int = 10_000) -> i
         deleted += count
         if count < batch_size:
             return deleted
+
+
+# --- reads ------------------------------------------------------------------------------------------
+
+
+def stored_members(*, segment: Segment) -> QuerySet[SegmentMember]:
+    """The segment's stored members with their contact (external_id, email), unordered."""
+    return SegmentMember.objects.filter(segment=segment).select_related("contact").only(
+        "contact_id", "since", "contact__external_id", "contact__email"
+    )
+
+
+def change_feed(*, segment: Segment) -> QuerySet[SegmentChange]:
+    """The segment's change log with each contact's external_id, unordered (the id is the feed's cursor)."""
+    return SegmentChange.objects.filter(segment=segment).select_related("contact").only(
+        "id", "change", "at", "contact__external_id"
+    )
 
 
 # --- internals --------------------------------------------------------------------------------------
