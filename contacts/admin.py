@@ -162,6 +162,15 @@ class TagAdmin(admin.ModelAdmin):
     search_fields = ["name"]
 
 
+@admin.register(ContactTag)
+class ContactTagAdmin(LargeTableAdmin):
+    list_display = ["contact", "tag"]
+    list_filter = ["tag__workspace"]
+    search_fields = ["=contact__external_id", "tag__name"]
+    list_select_related = ["contact", "tag"]
+    raw_id_fields = ["contact", "tag"]
+
+
 @admin.register(Product)
 class ProductAdmin(LargeTableAdmin):
     list_display = ["sku", "name", "producer", "category", "price", "workspace"]
