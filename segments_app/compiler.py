@@ -1,0 +1,897 @@
+"""Definition tree -> one `Q` over the workspace's contacts (contract: shared/spec/segment-definition.md).
+
+Pure: no writes and no queries while compiling, the input is never mutated, and
+anything it does not know raises `CompileError` (a dropped condition would silently
+widen a segment). Validate with `definition.parse_definition` first.
+
+Two-valued logic is built in rather than hoped for: every condition compiles to SQL
+that is TRUE or FALSE for every contact, never NULL, so `none` (NOT) is the exact
+complement of `any`. The recipe, used for every value test:
+
+- An operator that is false on a missing value compiles to "present AND test"
+  (FALSE AND NULL is FALSE in SQL).
+- An operator that is true on a missing value (`ne`, `not_in`, `not_contains`,
+  `is_not_set`, `is_false`, `not_in_last`) compiles to NOT of its false-on-missing
+  partner (`eq`, `in`, `contains`, `is_set`, `is_true`, "at or after the span's start").
+- Rows of other tables never JOIN into the contact query. Computed figures are a
+  semi-join into `ContactStats` (one row per contact, pk = contact_id). Orders, items,
+  events and tags compile to `pk IN (SELECT contact_id ... [GROUP BY ... HAVING ...])`
+  or its negation; the id column is never NULL, so IN and NOT IN stay two-valued.
+- An aggregate over no rows is decided in Python: count and sum over nothing are 0,
+  the other measures are missing. When the condition holds for that empty value the
+  contacts are "NOT IN (contacts whose rows fail it)", otherwise "IN (contacts whose
+  rows pass it)".
+
+Exact numbers on both databases: money is compared in integer cents (each amount is
+rounded to cents before summing, so SQLite's floating point never sums 0.1 + 0.2);
+comparisons against integer-valued columns and aggregates use whole-number bounds
+(`x > 2.5` is `x >= 3`), and `avg op v` is `sum op v * count`, never a division.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+from django.db.models import (
+    BigIntegerField,
+    BooleanField,
+    Count,
+    DateTimeField,
+    DecimalField,
+    Exists,
+    Expression,
+    ExpressionWrapper,
+    F,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    TextField,
+    Value,
+)
+from django.db.models.functions import Cast, Round
+from django.db.models.lookups import (
+    Exact,
+    GreaterThan,
+    GreaterThanOrEqual,
+    In,
+    IsNull,
+    LessThan,
+    LessThanOrEqual,
+)
+
+from contacts.models import Contact, ContactStats, ContactTag, Event, Order, OrderItem
+
+from . import catalog as cat
+from .catalog import Catalog, Field
+from .definition import (
+    AttributeCondition,
+    EventCondition,
+    Filter,
+    Group,
+    OrdersCondition,
+    SegmentCondition,
+    TagCondition,
+)
+from .timespec import Span, midnight_utc
+
+
+class CompileError(Exception):
+    """The compiler met something it does not know; the definition was not validated."""
+
+
+# A condition while it is being built: a Q, or a constant decided in Python.
+Cond = Q | bool
+
+TRUE_Q = Q(pk__isnull=False)  # the primary key is never NULL: TRUE for every row, FALSE when negated
+FALSE_Q = Q(pk__in=[])  # Django turns an empty IN into "no rows", and its negation into "all rows"
+
+
+def _and(*parts: Cond) -> Cond:
+    result: Cond = True
+    for part in parts:
+        if part is False:
+            return False
+        if part is True:
+            continue
+        result = part if result is True else result & part
+    return result
+
+
+def _or(*parts: Cond) -> Cond:
+    result: Cond = False
+    for part in parts:
+        if part is True:
+            return True
+        if part is False:
+            continue
+        result = part if result is False else result | part
+    return result
+
+
+def _not(part: Cond) -> Cond:
+    if isinstance(part, bool):
+        return not part
+    return ~part
+
+
+def _q(part: Cond) -> Q:
+    if part is True:
+        return TRUE_Q
+    if part is False:
+        return FALSE_Q
+    return part
+
+
+# ---------------------------------------------------------------------------- SQL pieces
+
+
+def _ascii_lower(text: str) -> str:
+    """Lower-case A-Z only: the case folding the contract's "ignore case" means here (see catalog)."""
+    return "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in text)
+
+
+def _like_pattern(text: str, op: str) -> str:
+    escaped = _ascii_lower(text).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    if op == "starts_with":
+        return escaped + "%"
+    if op == "ends_with":
+        return "%" + escaped
+    return "%" + escaped + "%"
+
+
+_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+class FoldedLike(Expression):
+    """`lower_ascii(expression) LIKE pattern`: case-insensitive for A-Z only, identically on both databases."""
+
+    output_field = BooleanField()
+    conditional = True
+
+    def __init__(self, expression: Expression, pattern: str) -> None:
+        super().__init__()
+        self.expression = expression
+        self.pattern = pattern
+
+    def get_source_expressions(self) -> list:
+        return [self.expression]
+
+    def set_source_expressions(self, exprs: list) -> None:
+        (self.expression,) = exprs
+
+    def as_sql(self, compiler, connection):
+        sql, params = compiler.compile(self.expression)
+        if connection.vendor == "sqlite":
+            # SQLite's built-in lower() folds ASCII only.
+            folded = f"lower({sql})"
+        else:
+            # translate() folds exactly A-Z whatever the database locale is.
+            folded = f"translate({sql}, '{_UPPER}', '{_UPPER.lower()}')"
+        return f"{folded} LIKE %s ESCAPE '\\'", (*params, self.pattern)
+
+
+class _JsonKey(Expression):
+    """Base for reading one top-level key of a JSON column, with SQL per database."""
+
+    def __init__(self, column: str, key: str) -> None:
+        super().__init__()
+        self.column = F(column)
+        self.key = key
+
+    def get_source_expressions(self) -> list:
+        return [self.column]
+
+    def set_source_expressions(self, exprs: list) -> None:
+        (self.column,) = exprs
+
+    def as_sql(self, compiler, connection):
+        col, col_params = compiler.compile(self.column)
+        if connection.vendor == "postgresql":
+            template, arg = self.postgresql, self.key
+        elif connection.vendor == "sqlite":
+            template, arg = self.sqlite, cat.json_path(self.key)
+        else:
+            raise CompileError(f"JSON keys are not supported on {connection.vendor}")
+        sql, params = [], []
+        for piece in re.split(r"(\{col\}|\{arg\})", template):
+            if piece == "{col}":
+                sql.append(col)
+                params.extend(col_params)
+            elif piece == "{arg}":
+                sql.append("%s")
+                params.append(arg)
+            else:
+                sql.append(piece)
+        return "".join(sql), tuple(params)
+
+
+class JsonString(_JsonKey):
+    """The key's value when it is a non-empty JSON string, else NULL."""
+
+    output_field = TextField()
+    postgresql = (
+        "(CASE WHEN jsonb_typeof({col} -> {arg}) = 'string' AND ({col} ->> {arg}) <> '' THEN {col} ->> {arg} END)"
+    )
+    sqlite = (
+        "(CASE WHEN json_type({col}, {arg}) = 'text' AND json_extract({col}, {arg}) <> ''"
+        " THEN json_extract({col}, {arg}) END)"
+    )
+
+
+class JsonNumber(_JsonKey):
+    """The key's value when it is a JSON number, else NULL."""
+
+    output_field = DecimalField()
+    postgresql = "(CASE WHEN jsonb_typeof({col} -> {arg}) = 'number' THEN ({col} ->> {arg})::numeric END)"
+    # NUMERIC affinity so that SQLite converts the compared parameter to a number.
+    sqlite = (
+        "CAST((CASE WHEN json_type({col}, {arg}) IN ('integer', 'real')"
+        " THEN json_extract({col}, {arg}) END) AS NUMERIC)"
+    )
+
+
+class JsonIsTrue(_JsonKey):
+    """TRUE when the key's value is JSON true, FALSE otherwise (never NULL)."""
+
+    output_field = BooleanField()
+    conditional = True
+    postgresql = "COALESCE(({col} -> {arg}) = 'true'::jsonb, FALSE)"
+    sqlite = "COALESCE(json_type({col}, {arg}) = 'true', 0)"
+
+
+class JsonIsSet(_JsonKey):
+    """TRUE when the key is present and its value is neither null nor the empty string (never NULL)."""
+
+    output_field = BooleanField()
+    conditional = True
+    postgresql = "COALESCE(jsonb_typeof({col} -> {arg}) <> 'null' AND ({col} -> {arg}) <> '\"\"'::jsonb, FALSE)"
+    sqlite = (
+        "COALESCE(json_type({col}, {arg}) <> 'null'"
+        " AND NOT (json_type({col}, {arg}) = 'text' AND json_extract({col}, {arg}) = ''), 0)"
+    )
+
+
+# An ISO 8601 date or datetime that both databases read the same way: a real calendar
+# date (years 1000-8999), an optional time to the microsecond, an optional Z or
+# +-HH:MM offset. Anything else stored under a datetime attribute is missing. The
+# pattern is checked before any cast, so odd data never makes a query fail.
+_LEAP_YEAR = r"(?:[1-8][0-9](?:0[48]|[2468][048]|[13579][26])|(?:1[26]|[2468][048]|[3579][26])00)"
+_MONTH_DAY = (
+    r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+    r"|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+)
+ISO_DATETIME_PATTERN = (
+    rf"\A(?:[1-8][0-9]{{3}}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)"
+    r"(?:[T ](?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
+    r"(?:Z|[+-](?:0[0-9]|1[0-4]):[0-5][0-9])?)?\Z"
+)
+
+
+class JsonDatetime(_JsonKey):
+    """The key's value as a time when it is a string in the ISO form above, else NULL.
+
+    PostgreSQL casts it to timestamptz. SQLite has no such type: the value becomes
+    the text Django stores datetimes as on SQLite ("YYYY-MM-DD HH:MM:SS[.ffffff]" in
+    UTC), so it compares with datetime parameters exactly as Django's own columns do.
+    The fraction is carried over as text because SQLite's date functions round to
+    milliseconds.
+    """
+
+    output_field = DateTimeField()
+
+    def as_sql(self, compiler, connection):
+        col, col_params = compiler.compile(self.column)
+        if connection.vendor == "postgresql":
+            text = f"({col} ->> %s)"
+            sql = (
+                f"(CASE WHEN jsonb_typeof({col} -> %s) = 'string' AND {text} ~ %s THEN CAST({text} AS timestamptz) END)"
+            )
+            params = (*col_params, self.key, *col_params, self.key, ISO_DATETIME_PATTERN, *col_params, self.key)
+            return sql, params
+        if connection.vendor != "sqlite":
+            raise CompileError(f"JSON keys are not supported on {connection.vendor}")
+        # A scalar subquery names the extracted text once (v) instead of repeating the extraction.
+        offset = (
+            "(CASE WHEN v LIKE '%%Z' THEN 'Z'"
+            " WHEN length(v) > 16 AND substr(v, -6, 1) IN ('+', '-') THEN substr(v, -6) ELSE '' END)"
+        )
+        tail = "substr(v, 17)"  # after YYYY-MM-DDTHH:MM: [:SS[.ffffff]][offset]
+        seconds = f"(CASE WHEN substr({tail}, 1, 1) = ':' THEN substr({tail}, 2, 2) ELSE '00' END)"
+        digits = (
+            f"(CASE WHEN substr({tail}, 4, 1) = '.'"
+            f" THEN substr({tail}, 5, length({tail}) - 4 - length({offset})) ELSE '' END)"
+        )
+        fraction = f"substr({digits} || '000000', 1, 6)"
+        whole_seconds = (
+            "strftime('%%Y-%%m-%%d %%H:%%M:%%S',"
+            f" substr(v, 1, 10) || 'T' || substr(v, 12, 5) || ':' || {seconds} || {offset})"
+        )
+        moment = (
+            f"CASE WHEN length(v) = 10 THEN v || ' 00:00:00'"
+            f" ELSE {whole_seconds} || (CASE WHEN {fraction} = '000000' THEN '' ELSE '.' || {fraction} END) END"
+        )
+        sql = (
+            f"(SELECT CASE WHEN t = 'text' AND v REGEXP %s THEN {moment} END"
+            f" FROM (SELECT json_type({col}, %s) AS t, json_extract({col}, %s) AS v))"
+        )
+        path = cat.json_path(self.key)
+        return sql, (ISO_DATETIME_PATTERN, *col_params, path, *col_params, path)
+
+
+def _cents(expression: Expression) -> Expression:
+    """An amount in whole cents, so that sums are exact on SQLite too (amounts have 2 decimal places)."""
+    return Cast(Round(ExpressionWrapper(expression * 100, output_field=DecimalField())), BigIntegerField())
+
+
+# ---------------------------------------------------------------------------- numbers
+
+
+def _floor(value: Decimal, places: int) -> Decimal:
+    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_FLOOR)
+
+
+def _ceil(value: Decimal, places: int) -> Decimal:
+    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_CEILING)
+
+
+def _has_places(value: Decimal, places: int) -> bool:
+    return _floor(value, places) == value
+
+
+def _param(value: Decimal, places: int | None) -> Decimal | int:
+    return int(value) if places == 0 else value
+
+
+# ---------------------------------------------------------------------------- operands
+
+
+class _Operand:
+    """One value to test in SQL, relative to the queryset's model.
+
+    `present()` is the condition "the value is not missing" (None when it is never
+    missing); `test(lookup, value)` compares a present value.
+    """
+
+    places: int | None = None  # decimal places of a stored number (0 = integer), None = any
+
+    def present(self) -> Cond | None:
+        raise NotImplementedError
+
+    def test(self, lookup: str, value) -> Cond:
+        raise NotImplementedError
+
+    def like(self, pattern: str) -> Cond:
+        raise CompileError(f"{type(self).__name__} cannot be matched as text")
+
+
+_LOOKUPS = {
+    "exact": Exact,
+    "in": In,
+    "gt": GreaterThan,
+    "gte": GreaterThanOrEqual,
+    "lt": LessThan,
+    "lte": LessThanOrEqual,
+}
+
+
+class _Column(_Operand):
+    """A column (ORM path) of the queryset's model; for text and choice the empty string is missing."""
+
+    def __init__(self, path: str, *, nullable: bool = True, text: bool = False, places: int | None = None) -> None:
+        self.path = path
+        self.nullable = nullable
+        self.text = text
+        self.places = places
+
+    def present(self) -> Cond | None:
+        parts: list[Cond] = []
+        if self.nullable:
+            parts.append(Q(**{f"{self.path}__isnull": False}))
+        if self.text:
+            parts.append(~Q(**{self.path: ""}))
+        return _and(*parts) if parts else None
+
+    def test(self, lookup: str, value) -> Cond:
+        return Q(**{f"{self.path}__{lookup}": value})
+
+    def like(self, pattern: str) -> Cond:
+        return Q(FoldedLike(F(self.path), pattern))
+
+
+class _DateColumn(_Column):
+    """A date column compared with times: the date stands for midnight UTC of that day."""
+
+    def test(self, lookup: str, value) -> Cond:
+        day = value.date()
+        exact_midnight = value == midnight_utc(day)
+        # midnight(d) < t  <=>  d < ceil(t); midnight(d) <= t  <=>  d <= floor(t); and so on.
+        if lookup in ("lt", "gte") and not exact_midnight:
+            if day == date.max:
+                return lookup == "lt"  # every date's midnight is earlier than such a t
+            day = day + timedelta(days=1)
+        return Q(**{f"{self.path}__{lookup}": day})
+
+
+class _Expression(_Operand):
+    """A typed SQL expression that is NULL exactly when the value is missing."""
+
+    def __init__(self, expression: Expression, *, places: int | None = None) -> None:
+        self.expression = expression
+        self.places = places
+
+    def present(self) -> Cond | None:
+        return Q(IsNull(self.expression, False))
+
+    def test(self, lookup: str, value) -> Cond:
+        return Q(_LOOKUPS[lookup](self.expression, list(value) if lookup == "in" else value))
+
+    def like(self, pattern: str) -> Cond:
+        return Q(FoldedLike(self.expression, pattern))
+
+
+class _Aggregate(_Operand):
+    """An aggregate annotation of a grouped queryset (never missing inside a group)."""
+
+    def __init__(self, alias: str, *, places: int | None = None) -> None:
+        self.alias = alias
+        self.places = places
+
+    def present(self) -> Cond | None:
+        return None
+
+    def test(self, lookup: str, value) -> Cond:
+        return Q(**{f"{self.alias}__{lookup}": value})
+
+
+class _Average(_Operand):
+    """avg = sum / count, compared as sum op value * count (exact, no division)."""
+
+    places = None
+
+    def __init__(self, sum_alias: str, count_alias: str, scale: int) -> None:
+        self.sum_alias = sum_alias
+        self.count_alias = count_alias
+        self.scale = scale  # the sum is in units of 10^-scale (2 for cents)
+
+    def present(self) -> Cond | None:
+        return None
+
+    def test(self, lookup: str, value) -> Cond:
+        if lookup == "in":
+            return _or(*(self.test("exact", v) for v in value))
+        scaled = value.scaleb(self.scale)
+        places = max(0, -scaled.as_tuple().exponent)
+        denominator = 10**places
+        numerator = int(scaled * denominator)
+        lhs = ExpressionWrapper(F(self.sum_alias) * Value(denominator), output_field=DecimalField())
+        rhs = ExpressionWrapper(
+            F(self.count_alias) * Value(Decimal(numerator), output_field=DecimalField()), output_field=DecimalField()
+        )
+        return Q(_LOOKUPS[lookup](lhs, rhs))
+
+
+# ---------------------------------------------------------------------------- value predicates
+
+
+def _number_test(operand: _Operand, op: str, value) -> Cond:
+    """A present number compared with `op` (a false-on-missing operator)."""
+    places = operand.places
+    if op == "between":
+        low, high = value
+        return _and(_number_test(operand, "gte", low), _number_test(operand, "lte", high))
+    if op == "in":
+        return _or(*(_number_test(operand, "eq", v) for v in value))
+    if places is None:
+        return operand.test({"eq": "exact"}.get(op, op), value)
+    # The stored value has `places` decimal places: compare with bounds of that precision
+    # so that integer columns never see 2.5 (Django would truncate it to 2).
+    if op == "eq":
+        return operand.test("exact", _param(value, places)) if _has_places(value, places) else False
+    if op in ("gt", "lte"):
+        return operand.test(op, _param(_floor(value, places), places))
+    if op in ("gte", "lt"):
+        return operand.test(op, _param(_ceil(value, places), places))
+    raise CompileError(f"unknown number operator {op!r}")
+
+
+def _time_bounds(op: str, value, now: datetime) -> list[tuple[str, datetime]]:
+    """The comparisons a present time must pass for `op` (a false-on-missing operator)."""
+    if op == "before":
+        return [("lt", value.resolve(now))]
+    if op == "after":
+        return [("gt", value.resolve(now))]
+    if op == "between":
+        low, high = value
+        return [("gte", low.resolve(now)), ("lte", high.resolve(now))]
+    if op == "in_last":
+        span = value.span(now)
+        return [("gte", span.start), ("lte", span.end)]
+    if op == "at_or_after":  # the partner of not_in_last
+        return [("gte", value.span(now).start)]
+    raise CompileError(f"unknown datetime operator {op!r}")
+
+
+def _positive(operand: _Operand, type_: str, op: str, value, now: datetime) -> Cond:
+    """The false-on-missing test `op` on a present value (without the presence guard)."""
+    if op == "is_set":
+        return True
+    if type_ in (cat.TEXT, cat.CHOICE):
+        if op == "eq":
+            return operand.test("exact", value) if value != "" else False
+        if op == "in":
+            values = [v for v in dict.fromkeys(value) if v != ""]
+            return operand.test("in", values) if values else False
+        if op in ("contains", "starts_with", "ends_with"):
+            return operand.like(_like_pattern(value, op))
+    elif type_ == cat.NUMBER:
+        return _number_test(operand, op, value)
+    elif type_ == cat.DATETIME:
+        return _and(*(operand.test(lookup, moment) for lookup, moment in _time_bounds(op, value, now)))
+    raise CompileError(f"operator {op!r} is not known for type {type_!r}")
+
+
+def value_condition(operand: _Operand, type_: str, op: str, value, now: datetime) -> Cond:
+    """The two-valued condition "the value passes `op value`", missing values included."""
+    if op in cat.NEGATION_OF:
+        return _not(value_condition(operand, type_, cat.NEGATION_OF[op], value, now))
+    if op == "not_in_last":
+        return _not(value_condition(operand, type_, "at_or_after", value, now))
+    present = operand.present()
+    test = _positive(operand, type_, op, value, now)
+    return _and(present, test) if present is not None else test
+
+
+# ---------------------------------------------------------------------------- the compiler
+
+
+class _Compiler:
+    def __init__(self, catalog: Catalog, now: datetime, resolve_segment: Callable[[int], Group]) -> None:
+        if now.tzinfo is None:
+            raise CompileError("now must be an aware datetime")
+        self.catalog = catalog
+        self.now = now.astimezone(UTC)
+        self.resolve_segment = resolve_segment
+        self.inlining: list[int] = []
+
+    @property
+    def workspace_id(self) -> int:
+        if self.catalog.workspace_id is None:
+            raise CompileError("this condition needs a catalog built for a workspace")
+        return self.catalog.workspace_id
+
+    def group(self, group: Group, *, top: bool = False) -> Cond:
+        if not isinstance(group, Group):
+            raise CompileError(f"expected a Group, got {type(group).__name__}")
+        if not group.conditions:
+            if top:
+                return True  # the contract: an empty top-level group is every contact
+            raise CompileError("a nested group without conditions")
+        parts = [self.node(node) for node in group.conditions]
+        if group.match == "all":
+            return _and(*parts)
+        if group.match == "any":
+            return _or(*parts)
+        if group.match == "none":
+            return _not(_or(*parts))
+        raise CompileError(f"unknown match {group.match!r}")
+
+    def node(self, node) -> Cond:
+        if isinstance(node, Group):
+            return self.group(node)
+        if isinstance(node, AttributeCondition):
+            return self.attribute(node)
+        if isinstance(node, TagCondition):
+            return self.tag(node)
+        if isinstance(node, OrdersCondition):
+            return self.orders(node)
+        if isinstance(node, EventCondition):
+            return self.event(node)
+        if isinstance(node, SegmentCondition):
+            return self.segment(node)
+        raise CompileError(f"unknown node {type(node).__name__}")
+
+    # -- attribute
+
+    def attribute(self, cond: AttributeCondition) -> Cond:
+        field = self.catalog.field(cond.field)
+        if field is None:
+            raise CompileError(f"unknown field {cond.field!r}")
+        if cond.op not in field.operators:
+            raise CompileError(f"operator {cond.op!r} not allowed for {field.key}")
+        if field.source == cat.SOURCE_STATS:
+            # A semi-join into the stored figures: one row per contact, indexed by workspace.
+            column = field.column.removeprefix("stats__")
+            inner = self.field_condition(field, column, cond.op, cond.value)
+            if isinstance(inner, bool):
+                return inner
+            stats = ContactStats.objects.filter(workspace_id=self.workspace_id).filter(inner)
+            return Q(pk__in=stats.values("contact_id"))
+        if field.source in (cat.SOURCE_CONTACT, cat.SOURCE_ATTRIBUTE):
+            return self.field_condition(field, field.column, cond.op, cond.value)
+        raise CompileError(f"field {field.key} cannot be used in an attribute condition")
+
+    def field_condition(self, field: Field, column: str, op: str, value) -> Cond:
+        """The condition on one catalog field whose value lives at `column` of the queryset's model."""
+        if field.type == cat.BOOLEAN:
+            if field.source != cat.SOURCE_ATTRIBUTE:
+                raise CompileError(f"no boolean column for {field.key}")
+            is_true = Q(JsonIsTrue(column, field.json_key))
+            if op == "is_true":
+                return is_true
+            if op == "is_false":
+                return ~is_true
+            raise CompileError(f"operator {op!r} not allowed for booleans")
+        return value_condition(self.operand(field, column), field.type, op, value, self.now)
+
+    def operand(self, field: Field, column: str) -> _Operand:
+        if field.source in (cat.SOURCE_ATTRIBUTE, cat.SOURCE_PROPERTY):
+            key = field.json_key
+            if field.type in (cat.TEXT, cat.CHOICE):
+                return _Expression(JsonString(column, key))
+            if field.type == cat.NUMBER:
+                return _Expression(JsonNumber(column, key))
+            if field.type == cat.DATETIME:
+                return _Expression(JsonDatetime(column, key))
+            raise CompileError(f"no operand for {field.type} attribute {field.key}")
+        if field.is_date:
+            return _DateColumn(column)
+        nullable = _is_nullable(field)
+        return _Column(column, nullable=nullable, text=field.type in (cat.TEXT, cat.CHOICE), places=field.places)
+
+    # -- tag
+
+    def tag(self, cond: TagCondition) -> Cond:
+        names = list(dict.fromkeys(cond.names))
+        if not names:
+            raise CompileError("a tag condition without names")
+        tagged = ContactTag.objects.filter(tag__workspace_id=self.workspace_id, tag__name__in=names)
+        if cond.op == "has_any":
+            return Q(pk__in=tagged.values("contact_id"))
+        if cond.op == "has_none":
+            return ~Q(pk__in=tagged.values("contact_id"))
+        if cond.op == "has_all":
+            # Tag names are unique per workspace and a contact has a tag once, so the
+            # contacts with all of them are those with as many matching tags as names.
+            complete = tagged.values("contact_id").annotate(found=Count("tag_id")).filter(found=len(names))
+            return Q(pk__in=complete.values("contact_id"))
+        raise CompileError(f"unknown tag operator {cond.op!r}")
+
+    # -- orders
+
+    def orders(self, cond: OrdersCondition) -> Cond:
+        if cond.measure not in cat.ORDER_MEASURES:
+            raise CompileError(f"unknown orders measure {cond.measure!r}")
+        order_parts: list[Cond] = []
+        item_parts: list[Cond] = []
+        for flt in cond.filters:
+            field = self.catalog.order_filter(flt.field)
+            if field is None:
+                raise CompileError(f"unknown orders filter {flt.field!r}")
+            part = self.filter_condition(field, flt)
+            (item_parts if field.source == cat.SOURCE_ITEM else order_parts).append(part)
+        matched = _and(*order_parts)
+        amount: Expression = _cents(F("total"))
+        if item_parts:
+            # Only the matching items count: an order counts when it has one, and its
+            # amount is the sum of its matching items' quantity * unit_price.
+            item_match = _and(*item_parts)
+            items = _filter(OrderItem.objects.filter(order_id=OuterRef("pk")), item_match)
+            if items is None:
+                matched = False
+            else:
+                matched = _and(matched, Q(Exists(items)))
+                item_amount = ExpressionWrapper(F("quantity") * _cents(F("unit_price")), output_field=BigIntegerField())
+                per_order = items.values("order_id").annotate(amount=Sum(item_amount)).values("amount")
+                amount = Subquery(per_order, output_field=BigIntegerField())
+        rows = self.windowed(Order.objects.filter(workspace_id=self.workspace_id), "ordered_at", cond.window)
+        return self.measured(
+            _filter(rows, matched),
+            cond.measure,
+            cat.ORDER_MEASURES[cond.measure],
+            cond.op,
+            cond.value,
+            amount=amount,
+            time_column="ordered_at",
+        )
+
+    # -- events
+
+    def event(self, cond: EventCondition) -> Cond:
+        if cond.measure not in cat.EVENT_MEASURES:
+            raise CompileError(f"unknown event measure {cond.measure!r}")
+        if not self.catalog.is_event_type(cond.event):
+            raise CompileError(f"unknown event type {cond.event!r}")
+        rows = Event.objects.filter(workspace_id=self.workspace_id)
+        if cond.event != cat.ANY_EVENT:
+            rows = rows.filter(type=cond.event)
+        rows = self.windowed(rows, "occurred_at", cond.window)
+        for flt in cond.filters:
+            field = self.catalog.event_filter(flt.field)
+            if field is None:
+                raise CompileError(f"unknown event filter {flt.field!r}")
+            rows = _filter(rows, self.filter_condition(field, flt))
+        measure_type = cat.EVENT_MEASURES[cond.measure]
+        return self.measured(rows, cond.measure, measure_type, cond.op, cond.value, time_column="occurred_at")
+
+    def filter_condition(self, field: Field, flt: Filter) -> Cond:
+        if flt.op not in field.operators:
+            raise CompileError(f"operator {flt.op!r} not allowed for filter {field.key}")
+        if field.type == cat.PROPERTY:
+            return self.property_condition(field, flt.op, flt.value)
+        return self.field_condition(field, field.column, flt.op, flt.value)
+
+    def property_condition(self, field: Field, op: str, value) -> Cond:
+        """An event property: strings compare as text, numbers as numbers (see the catalog's doc)."""
+        column, key = field.column, field.json_key
+        if op in ("is_set", "is_not_set"):
+            is_set = Q(JsonIsSet(column, key))
+            return is_set if op == "is_set" else ~is_set
+        sample = value[0] if isinstance(value, tuple) else value
+        if isinstance(sample, Decimal):
+            return value_condition(_Expression(JsonNumber(column, key)), cat.NUMBER, op, value, self.now)
+        if isinstance(sample, str):
+            return value_condition(_Expression(JsonString(column, key)), cat.TEXT, op, value, self.now)
+        raise CompileError(f"unexpected value for property filter {field.key}")
+
+    def windowed(self, rows: QuerySet, column: str, window) -> QuerySet:
+        if window is None:
+            return rows
+        span: Span = window.span(self.now)
+        rows = rows.filter(**{f"{column}__gte": span.start})
+        if span.end is not None:
+            rows = rows.filter(**{f"{column}__lte": span.end})
+        return rows
+
+    def measured(
+        self,
+        rows: QuerySet | None,
+        measure: str,
+        measure_type: str,
+        op: str,
+        value,
+        *,
+        time_column: str,
+        amount: Expression | None = None,
+    ) -> Cond:
+        """The condition "the measure over `rows` passes `op value`", decided per contact.
+
+        `rows` None means the filters can never pass: every contact has no rows.
+        """
+        # The measure over no rows: count and sum are 0, the others missing.
+        empty = Decimal(0) if measure in ("count", "sum") else None
+        holds_when_empty = _holds(measure_type, op, value, empty, self.now)
+        if rows is None:
+            return holds_when_empty
+        grouped = rows.values("contact_id")
+        if measure == "count":
+            operand: _Operand = _Aggregate("m", places=0)
+            grouped = grouped.annotate(m=Count("pk"))
+        elif measure == "sum":
+            operand = _Aggregate("m", places=0)
+            value = _scaled(value, 2)
+            grouped = grouped.annotate(m=Sum(amount))
+        elif measure == "avg":
+            operand = _Average("s", "c", 2)
+            grouped = grouped.annotate(s=Sum(amount), c=Count("pk"))
+        elif measure in ("min", "max"):
+            operand = _Aggregate("m", places=0)
+            value = _scaled(value, 2)
+            grouped = grouped.annotate(m=(Min if measure == "min" else Max)(amount))
+        elif measure in ("first_at", "last_at"):
+            operand = _Aggregate("m")
+            grouped = grouped.annotate(m=(Min if measure == "first_at" else Max)(time_column))
+        else:
+            raise CompileError(f"unknown measure {measure!r}")
+        # Within a group the measure is present, so the condition is the plain test.
+        passes = value_condition(operand, measure_type, op, value, self.now)
+        if holds_when_empty:
+            failing = _not(passes)
+            if failing is False:
+                return True
+            if failing is True:
+                return ~Q(pk__in=rows.values("contact_id"))
+            return ~Q(pk__in=grouped.filter(failing).values("contact_id"))
+        if passes is False:
+            return False
+        if passes is True:
+            return Q(pk__in=rows.values("contact_id"))
+        return Q(pk__in=grouped.filter(passes).values("contact_id"))
+
+    # -- segment
+
+    def segment(self, cond: SegmentCondition) -> Cond:
+        if cond.segment in self.inlining:
+            raise CompileError(f"segment {cond.segment} refers to itself")
+        group = self.resolve_segment(cond.segment)
+        self.inlining.append(cond.segment)
+        try:
+            inner = self.group(group, top=True)
+        finally:
+            self.inlining.pop()
+        if cond.op == "in":
+            return inner
+        if cond.op == "not_in":
+            return _not(inner)
+        raise CompileError(f"unknown segment operator {cond.op!r}")
+
+
+def _filter(rows: QuerySet | None, cond: Cond) -> QuerySet | None:
+    if rows is None or cond is False:
+        return None
+    if cond is True:
+        return rows
+    return rows.filter(cond)
+
+
+def _scaled(value, places: int):
+    """A number value in units of 10^-places (e.g. EUR to cents); ranges and lists element-wise."""
+    if isinstance(value, tuple):
+        return tuple(v.scaleb(places) for v in value)
+    return value.scaleb(places) if isinstance(value, Decimal) else value
+
+
+_MODELS = {
+    cat.SOURCE_CONTACT: Contact,
+    cat.SOURCE_STATS: ContactStats,
+    cat.SOURCE_ORDER: Order,
+    cat.SOURCE_ITEM: OrderItem,
+    cat.SOURCE_EVENT: Event,
+}
+
+
+def _is_nullable(field: Field) -> bool:
+    """Whether the field's column can be NULL (from the model, so the catalog cannot drift from it)."""
+    model = _MODELS[field.source]
+    names = field.column.removeprefix("stats__").split("__")
+    for name in names[:-1]:
+        model = model._meta.get_field(name).related_model
+    return model._meta.get_field(names[-1]).null
+
+
+def _holds(type_: str, op: str, value, empty: Decimal | None, now: datetime) -> bool:
+    """Whether `op value` holds for the measure over no rows (`empty`: 0, or None for missing)."""
+    if empty is None:
+        return op in cat.TRUE_ON_MISSING
+    if op in cat.NEGATION_OF:
+        return not _holds(type_, cat.NEGATION_OF[op], value, empty, now)
+    if op == "is_set":
+        return True
+    if op == "eq":
+        return empty == value
+    if op == "in":
+        return empty in value
+    if op == "gt":
+        return empty > value
+    if op == "gte":
+        return empty >= value
+    if op == "lt":
+        return empty < value
+    if op == "lte":
+        return empty <= value
+    if op == "between":
+        return value[0] <= empty <= value[1]
+    raise CompileError(f"operator {op!r} is not known for a {type_} measure")
+
+
+def compile_definition(group: Group, *, catalog: Catalog, now: datetime, resolve_segment: Callable[[int], Group]) -> Q:
+    """Compile a validated definition to a `Q` over `Contact` (filter the workspace's contacts with it).
+
+    `now` is the moment of evaluation (aware); `resolve_segment(id)` returns the parsed
+    definition of a referenced segment, which is inlined (its rule evaluated now).
+
+    >>> from segments_app.definition import parse_definition
+    >>> group = parse_definition({"match": "all", "conditions": [
+    ...     {"type": "attribute", "field": "country", "op": "ne", "value": "PL"}]},
+    ...     catalog=Catalog(workspace_id=1))
+    >>> q = compile_definition(group, catalog=Catalog(workspace_id=1), now=datetime.now(UTC),
+    ...                        resolve_segment=lambda i: None)
+    >>> # Contact.objects.filter(workspace_id=1).filter(q): contacts whose country is not "PL", or missing
+    """
+    return _q(_Compiler(catalog, now, resolve_segment).group(group, top=True))
