@@ -157,8 +157,15 @@ CELERY_BEAT_SCHEDULE = {
     # Engagement, lifecycle stage, loyalty tier and RFM drift with the clock and the workspace.
     "refresh-contact-stats": {"task": "contacts.tasks.refresh_all_workspaces_stats_task", "schedule": 3600.0},
     # Living segments (segments_app.tasks): recompute due segments, retry webhooks, prune the change log.
-    "dispatch-segments": {"task": "segments_app.tasks.dispatch_segments_task", "schedule": 60.0},
-    "deliver-webhooks": {"task": "segments_app.tasks.deliver_webhooks_task", "schedule": 60.0},
+    # SEGMENT_DISPATCH_INTERVAL_S: how often (default every minute); tests shorten it.
+    "dispatch-segments": {
+        "task": "segments_app.tasks.dispatch_segments_task",
+        "schedule": float(env_int("SEGMENT_DISPATCH_INTERVAL_S", 60)),
+    },
+    "deliver-webhooks": {
+        "task": "segments_app.tasks.deliver_webhooks_task",
+        "schedule": float(env_int("SEGMENT_DISPATCH_INTERVAL_S", 60)),
+    },
     "prune-segment-changes": {"task": "segments_app.tasks.prune_changes_task", "schedule": 86400.0},
 }
 # Redis redelivers a message not acknowledged within this many seconds (a worker killed mid-task):

@@ -261,7 +261,9 @@ def _compiled_ids_sql(
     """SQL and params selecting the ids of the contacts that match the segment's definition at `now`."""
     from segments_app.selectors import segment_contacts
 
-    queryset = segment_contacts(workspace=segment.workspace, definition=segment.definition, now=now)
+    queryset = segment_contacts(
+        workspace=segment.workspace, definition=segment.definition, now=now, segment_id=segment.pk
+    )
     if contact_ids is not None:
         queryset = queryset.filter(pk__in=list(contact_ids))
     return queryset.order_by().values("pk").query.sql_with_params()
@@ -339,7 +341,7 @@ def _apply_diff_postgresql(
         )"""
         snapshot_params = [segment_id, now, *([size_before] if partial else []), trigger]
     sql = f"""
-        WITH target AS MATERIALIZED ({target_sql}),
+        WITH target (id) AS MATERIALIZED ({target_sql}),
         entered AS (
             SELECT t.id FROM target t
             WHERE NOT EXISTS (SELECT 1 FROM {t["member"]} m WHERE m.segment_id = %s AND m.contact_id = t.id)

@@ -8,6 +8,7 @@ deliveries) or `?after=` (changes).
 
 from __future__ import annotations
 
+from django.core.validators import URLValidator
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils.http import urlencode
@@ -93,8 +94,11 @@ class WebhookEndpointCreatedOut(WebhookEndpointOut):
         fields = [*WebhookEndpointOut.Meta.fields, "secret"]
 
 
+HTTP_URL = URLValidator(schemes=["http", "https"], message="Enter an http:// or https:// URL.")
+
+
 class WebhookEndpointIn(serializers.Serializer):
-    url = serializers.URLField(max_length=2000, help_text="http(s) URL that receives the POSTs.")
+    url = serializers.URLField(max_length=2000, validators=[HTTP_URL], help_text="http(s) URL that receives the POSTs.")
     secret = serializers.CharField(
         max_length=200, min_length=16, required=False,
         help_text="Key of the HMAC-SHA256 signature; generated (and shown once) when omitted.",
@@ -108,7 +112,7 @@ class WebhookEndpointIn(serializers.Serializer):
 
 
 class WebhookEndpointPatch(WebhookEndpointIn):
-    url = serializers.URLField(max_length=2000, required=False)
+    url = serializers.URLField(max_length=2000, required=False, validators=[HTTP_URL])
     active = serializers.BooleanField(required=False)
     description = serializers.CharField(max_length=200, required=False, allow_blank=True)
 

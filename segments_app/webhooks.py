@@ -241,7 +241,8 @@ def _deliver_one_batch(
         cursor.next_attempt_at = None
         delivery.save()
         cursor.save()
-        return delivery.change_count, None, delivery.change_count >= settings.WEBHOOK_BATCH_SIZE
+        more = SegmentChange.objects.filter(segment=segment, pk__gt=cursor.last_change_id).exists()
+        return delivery.change_count, None, more
 
 
 def _open_delivery(endpoint: WebhookEndpoint, segment: Segment, cursor: WebhookCursor) -> WebhookDelivery | None:
