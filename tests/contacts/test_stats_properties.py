@@ -137,16 +137,13 @@ def contacts(draw, times, active_days: int, total_cents, items, event_types) -> 
 
 def expected_figures(spec: ContactSpec, ws: dict, products: list, now: datetime) -> dict:
     orders, events = spec.orders, spec.events
-    totals = [o.total for o in orders]
     times = sorted(o.at for o in orders)
     last = times[-1] if times else None
-    spent = sum(totals, Decimal("0"))
+    spent = sum((o.total for o in orders), Decimal("0"))
 
     def last_of(event_type):
         return max((e.at for e in events if e.type == event_type), default=None)
 
-    devices = {e.device for e in events}
-    mobile, desktop = bool(devices & {"mobile", "tablet"}), "desktop" in devices
     window_start = now - ws["engagement_window_days"] * DAY
     points = sum(POINTS.get(e.type, 0) for e in events if window_start <= e.at <= now)
 
@@ -171,20 +168,32 @@ def expected_figures(spec: ContactSpec, ws: dict, products: list, now: datetime)
         "last_email_click_at": last_of("email_click"),
         "engagement_score": min(points, 100),
         "lifecycle_stage": expected_lifecycle(times, ws, now),
-        "preferred_device": (
-            "cross_platform" if mobile and desktop else "mobile_only" if mobile else
-            "desktop_only" if desktop else "unknown"
-        ),
+        "preferred_device": expected_device(events),
         "top_category": top(0),
         "top_producer": top(1),
         "cart_open_since": min(
             (e.at for e in events if e.type == "cart_add" and (last is None or e.at > last)), default=None
         ),
-        "loyalty_tier": (
-            "none" if not orders else "bronze" if spent < ws["loyalty_silver_threshold"] else
-            "silver" if spent < ws["loyalty_gold_threshold"] else "gold"
-        ),
+        "loyalty_tier": expected_tier(len(orders), spent, ws),
     }
+
+
+def expected_device(events: list[EventSpec]) -> str:
+    devices = {e.device for e in events}
+    mobile, desktop = bool(devices & {"mobile", "tablet"}), "desktop" in devices
+    if mobile and desktop:
+        return "cross_platform"
+    if mobile:
+        return "mobile_only"
+    return "desktop_only" if desktop else "unknown"
+
+
+def expected_tier(orders_count: int, spent: Decimal, ws: dict) -> str:
+    if not orders_count:
+        return "none"
+    if spent < ws["loyalty_silver_threshold"]:
+        return "bronze"
+    return "silver" if spent < ws["loyalty_gold_threshold"] else "gold"
 
 
 def expected_lifecycle(times: list[datetime], ws: dict, now: datetime) -> str:
