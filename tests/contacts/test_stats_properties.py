@@ -6,6 +6,7 @@ contacts.stats is imported but the functions under test.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -34,6 +35,8 @@ GRID = {  # recency score -> segment for frequency scores 1..5, copied from the 
     1: ["lost", "lost", "at_risk", "at_risk", "cant_lose"],
 }
 RFM_FIELDS = ("rfm_recency", "rfm_frequency", "rfm_monetary", "rfm_segment")
+# CI (HYPOTHESIS_PROFILE=ci, as in tests/segments) explores more worlds than a developer's run.
+MAX_EXAMPLES = 400 if os.environ.get("HYPOTHESIS_PROFILE") == "ci" else 60
 
 
 @dataclass
@@ -243,7 +246,7 @@ def without_rfm(rows: dict[int, dict]) -> dict[int, dict]:
 
 
 @settings(
-    max_examples=60,
+    max_examples=MAX_EXAMPLES,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
