@@ -20,6 +20,7 @@ applied.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -31,6 +32,10 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from contacts.models import Contact, Workspace
+from segments_app.catalog import Catalog, build_catalog
+from segments_app.compiler import compile_definition
+from segments_app.definition import DefinitionError, WorkspaceSegments, parse_definition
 from segments_app.models import Segment, SegmentChange, SegmentMember, SegmentSnapshot
 
 logger = logging.getLogger(__name__)
@@ -259,14 +264,50 @@ def _compiled_ids_sql(
     segment: Segment, *, now: datetime, contact_ids: Sequence[int] | None = None
 ) -> tuple[str, tuple]:
     """SQL and params selecting the ids of the contacts that match the segment's definition at `now`."""
-    from segments_app.selectors import segment_contacts
-
-    queryset = segment_contacts(
-        workspace=segment.workspace, definition=segment.definition, now=now, segment_id=segment.pk
-    )
+    queryset = matching_contacts(segment, now=now)
     if contact_ids is not None:
         queryset = queryset.filter(pk__in=list(contact_ids))
     return queryset.order_by().values("pk").query.sql_with_params()
+
+
+def matching_contacts(segment: Segment, *, now: datetime) -> QuerySet[Contact]:
+    """`selectors.segment_contacts` for a stored segment, with the workspace's field catalog cached.
+
+    Building the catalog reads the custom attribute keys of every contact of the workspace (seconds on
+    a million contacts), and a recompute, a real-time update and a dispatcher cycle evaluate many
+    definitions of one workspace, so the catalog is kept per process for SEGMENT_CATALOG_CACHE_S.
+    A definition the cached catalog refuses (e.g. it names an attribute that appeared since) is
+    parsed again with a fresh catalog before it counts as broken. Parsing and compiling are the
+    engine's own functions, exactly as `segment_contacts` calls them.
+    """
+    resolver = WorkspaceSegments(segment.workspace_id)
+    try:
+        catalog = workspace_catalog(segment.workspace)
+        group = parse_definition(segment.definition, catalog=catalog, segments=resolver, segment_id=segment.pk)
+    except DefinitionError:
+        resolver = WorkspaceSegments(segment.workspace_id)
+        catalog = workspace_catalog(segment.workspace, fresh=True)
+        group = parse_definition(segment.definition, catalog=catalog, segments=resolver, segment_id=segment.pk)
+    condition = compile_definition(group, catalog=catalog, now=now, resolve_segment=resolver.resolve)
+    return Contact.objects.filter(workspace=segment.workspace).filter(condition)
+
+
+_catalogs: dict[tuple, tuple[float, Catalog]] = {}
+
+
+def workspace_catalog(workspace: Workspace, *, fresh: bool = False) -> Catalog:
+    """The workspace's catalog, built at most every SEGMENT_CATALOG_CACHE_S seconds in this process.
+
+    Keyed by the workspace's id, creation time and declared attribute types, so a changed declaration
+    (or a new workspace reusing an id, as in SQLite test databases) never sees another's catalog.
+    """
+    key = (workspace.pk, workspace.created_at, json.dumps(workspace.attribute_types or {}, sort_keys=True))
+    cached = _catalogs.get(key)
+    if not fresh and cached is not None and time.monotonic() - cached[0] < settings.SEGMENT_CATALOG_CACHE_S:
+        return cached[1]
+    catalog = build_catalog(workspace)
+    _catalogs[key] = (time.monotonic(), catalog)
+    return catalog
 
 
 def _apply_diff(

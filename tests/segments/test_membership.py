@@ -283,3 +283,39 @@ def test_segments_do_not_share_members(workspace):
 
     assert members(poles) == {"anna", "jan"}
     assert members(vips) == {"anna"}
+
+
+def test_a_catalog_cached_before_a_new_attribute_appeared_is_rebuilt(workspace):
+    make_contact(workspace, external_id="anna", attributes={"plan": "pro"})
+    segment = make_segment(workspace)
+    recompute_membership(segment_id=segment.pk, trigger="manual")  # caches the catalog: no "shoe_size" yet
+    make_contact(workspace, external_id="jan", attributes={"shoe_size": 44})
+    Segment.objects.filter(pk=segment.pk).update(
+        definition={"match": "all", "conditions": [
+            {"type": "attribute", "field": "attributes.shoe_size", "op": "gt", "value": 40}]}
+    )
+
+    snapshot = recompute_membership(segment_id=segment.pk, trigger="definition_change")
+
+    assert members(segment) == {"jan"}
+    assert snapshot.entered == 1
+
+
+def test_the_cached_catalog_follows_declared_attribute_types(workspace):
+    make_contact(workspace, external_id="anna", attributes={"code": "7"})
+    make_contact(workspace, external_id="jan", attributes={"code": 7})
+    seven = {"match": "all", "conditions": [{"type": "attribute", "field": "attributes.code", "op": "eq", "value": 7}]}
+    workspace.attribute_types = {"code": "number"}
+    workspace.save()
+    segment = make_segment(workspace, definition=seven)
+    recompute_membership(segment_id=segment.pk, trigger="manual")
+    assert members(segment) == {"jan"}  # only JSON numbers count for a number attribute
+
+    workspace.attribute_types = {"code": "text"}
+    workspace.save()
+    Segment.objects.filter(pk=segment.pk).update(
+        definition={"match": "all", "conditions": [
+            {"type": "attribute", "field": "attributes.code", "op": "eq", "value": "7"}]}
+    )
+    recompute_membership(segment_id=segment.pk, trigger="definition_change")
+    assert members(segment) == {"anna"}
