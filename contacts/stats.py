@@ -4,7 +4,7 @@ Three ways in, one derivation (documented for marketers in docs/computed-figures
 
 - `refresh_contact_stats` runs inside the ingest transaction for the contacts a
   call touched: one set-based UPDATE ... FROM over aggregates restricted to those
-  contacts, then one UPDATE for the figures derived from the row itself.
+  contacts, which writes each stats row once.
 - `recompute_workspace_stats` rebuilds a whole workspace the same way, in chunks
   of contact ids so that no statement holds row locks for minutes.
 - `refresh_time_dependent_stats` and `refresh_rfm` refresh what changes with the
@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from contacts.models import Contact, ContactStats, Event, Order, OrderItem, Product, Workspace
@@ -108,7 +107,6 @@ def refresh_contact_stats(
         if _ensure_rows(scope, now):
             kinds = ALL_KINDS  # a row that was missing has never been computed
         _refresh_aggregates(scope, kinds=kinds, workspace=workspace, now=now)
-        _apply_row_derived(ContactStats.objects.filter(contact_id__in=ids), workspace=workspace, now=now)
 
 
 def recompute_workspace_stats(*, workspace_id: int, now: datetime | None = None) -> int:
@@ -125,11 +123,6 @@ def recompute_workspace_stats(*, workspace_id: int, now: datetime | None = None)
         with transaction.atomic():
             _ensure_rows(scope, now)
             _refresh_aggregates(scope, kinds=ALL_KINDS, workspace=workspace, now=now)
-            _apply_row_derived(
-                ContactStats.objects.filter(workspace_id=workspace_id, pk__gte=low, pk__lte=high),
-                workspace=workspace,
-                now=now,
-            )
         processed += count
     refresh_rfm(workspace_id=workspace_id)
     return processed
@@ -172,30 +165,31 @@ def refresh_rfm(*, workspace_id: int) -> None:
 def refresh_time_dependent_stats(*, workspace_id: int, now: datetime | None = None) -> int:
     """Refresh the figures that change with the clock alone: engagement_score and lifecycle_stage.
 
-    Also re-derives loyalty_tier, so a change of the workspace's thresholds shows up at
-    the next scheduled run. Only rows whose values change are written. Returns the
-    number of row updates (a contact whose score and stage both changed counts twice).
+    Also re-derives loyalty_tier, so that a change of the workspace's thresholds shows up at
+    the next scheduled run. Reads the stored order figures and the events of the engagement
+    window only, and writes only the rows that change. Returns how many contacts changed.
     """
     now = now or timezone.now()
     workspace = Workspace.objects.get(pk=workspace_id)
     scope = _Scope(workspace_id=workspace_id)
     engagement_sql, engagement_params = _engagement_cte(scope, workspace=workspace, now=now)
+    stage_sql, stage_params = _lifecycle_sql(_Orders.stored("s"), workspace=workspace, now=now)
+    tier_sql, tier_params = _loyalty_sql(_Orders.stored("s"), workspace=workspace)
     sql = f"""
         WITH engagement AS ({engagement_sql})
-        UPDATE {_STATS} SET engagement_score = fresh.score
+        UPDATE {_STATS}
+        SET engagement_score = fresh.score, lifecycle_stage = fresh.stage, loyalty_tier = fresh.tier
         FROM (
-            SELECT s.contact_id, {_capped_points("engagement.points")} AS score
+            SELECT s.contact_id, {_capped_points("engagement.points")} AS score,
+                   {stage_sql} AS stage, {tier_sql} AS tier
             FROM {_STATS} s LEFT JOIN engagement ON engagement.contact_id = s.contact_id
             WHERE s.workspace_id = %s
         ) fresh
-        WHERE {_STATS}.contact_id = fresh.contact_id AND {_STATS}.engagement_score <> fresh.score
+        WHERE {_STATS}.contact_id = fresh.contact_id
+          AND ({_STATS}.engagement_score <> fresh.score OR {_STATS}.lifecycle_stage <> fresh.stage
+               OR {_STATS}.loyalty_tier <> fresh.tier)
     """
-    with transaction.atomic():
-        changed = _execute(sql, [*engagement_params, workspace_id])
-        changed += _apply_row_derived(
-            ContactStats.objects.filter(workspace_id=workspace_id), workspace=workspace, now=now, only_changed=True
-        )
-    return changed
+    return _execute(sql, [*engagement_params, *stage_params, *tier_params, workspace_id])
 
 
 def refresh_scheduled_stats(*, workspace_id: int, now: datetime | None = None) -> int:
@@ -216,49 +210,89 @@ def refresh_scheduled_stats(*, workspace_id: int, now: datetime | None = None) -
     return changed
 
 
-# --- row-derived figures (ORM) ----------------------------------------------------------------------------------
+# --- figures derived from the order figures and the clock ------------------------------------------------------
 
 
-def lifecycle_case(workspace: Workspace, now: datetime) -> Case:
-    """lifecycle_stage from the row's order times, the clock and the workspace's day settings.
+@dataclass(frozen=True)
+class _Orders:
+    """SQL expressions for a contact's order figures: fresh from this statement's aggregate, or as stored."""
 
-    The first matching rule wins: prospect (no orders); new (first order at most
-    new_customer_days ago); returning (last order at most active_days ago and more than
-    active_days after the order before it); active (last order at most active_days ago);
-    inactive (at most churn_days ago); churned.
+    count: str
+    cents: str
+    first_at: str
+    last_at: str
+    previous_at: str
+
+    @classmethod
+    def aggregated(cls) -> _Orders:
+        return cls(
+            "COALESCE(orders_agg.n, 0)",
+            "COALESCE(orders_agg.cents, 0)",
+            "orders_agg.first_at",
+            "orders_agg.last_at",
+            "orders_agg.previous_at",
+        )
+
+    @classmethod
+    def stored(cls, table: str) -> _Orders:
+        return cls(
+            f"{table}.orders_count",
+            f"CAST(ROUND({table}.total_spent * 100) AS BIGINT)",
+            f"{table}.first_order_at",
+            f"{table}.last_order_at",
+            f"{table}.previous_order_at",
+        )
+
+
+def _lifecycle_sql(orders: _Orders, *, workspace: Workspace, now: datetime) -> tuple[str, list]:
+    """lifecycle_stage; the first matching rule wins.
+
+    prospect: no orders. new: first order at most new_customer_days ago. returning: last
+    order at most active_days ago and more than active_days after the order before it.
+    active: last order at most active_days ago. inactive: at most churn_days ago. churned.
     """
-    active = timedelta(days=workspace.active_days)
-    return Case(
-        When(orders_count=0, then=Value(Lifecycle.PROSPECT)),
-        When(first_order_at__gte=now - timedelta(days=workspace.new_customer_days), then=Value(Lifecycle.NEW)),
-        When(
-            Q(last_order_at__gte=now - active, previous_order_at__isnull=False)
-            & Q(last_order_at__gt=F("previous_order_at") + active),
-            then=Value(Lifecycle.RETURNING),
-        ),
-        When(last_order_at__gte=now - active, then=Value(Lifecycle.ACTIVE)),
-        When(last_order_at__gte=now - timedelta(days=workspace.churn_days), then=Value(Lifecycle.INACTIVE)),
-        default=Value(Lifecycle.CHURNED),
+    active_since = _dt(now - timedelta(days=workspace.active_days))
+    sql = f"""CASE
+        WHEN {orders.count} = 0 THEN %s
+        WHEN {orders.first_at} >= %s THEN %s
+        WHEN {orders.last_at} >= %s AND {orders.previous_at} IS NOT NULL
+             AND {orders.last_at} > {_plus_days(orders.previous_at, workspace.active_days)} THEN %s
+        WHEN {orders.last_at} >= %s THEN %s
+        WHEN {orders.last_at} >= %s THEN %s
+        ELSE %s END"""
+    params = [
+        Lifecycle.PROSPECT,
+        _dt(now - timedelta(days=workspace.new_customer_days)),
+        Lifecycle.NEW,
+        active_since,
+        Lifecycle.RETURNING,
+        active_since,
+        Lifecycle.ACTIVE,
+        _dt(now - timedelta(days=workspace.churn_days)),
+        Lifecycle.INACTIVE,
+        Lifecycle.CHURNED,
+    ]
+    return sql, [str(p) if isinstance(p, Lifecycle) else p for p in params]
+
+
+def _loyalty_sql(orders: _Orders, *, workspace: Workspace) -> tuple[str, list]:
+    """loyalty_tier: none without orders, then bronze / silver / gold by total spent against the thresholds."""
+    sql = f"""CASE WHEN {orders.count} = 0 THEN %s WHEN {orders.cents} < %s THEN %s
+        WHEN {orders.cents} < %s THEN %s ELSE %s END"""
+    silver = int(workspace.loyalty_silver_threshold * 100)
+    gold = int(workspace.loyalty_gold_threshold * 100)
+    return sql, [str(Tier.NONE), silver, str(Tier.BRONZE), gold, str(Tier.SILVER), str(Tier.GOLD)]
+
+
+def _plus_days(expression: str, days: int) -> str:
+    if connection.vendor == "postgresql":
+        return f"({expression} + INTERVAL '{int(days)} days')"
+    # Django stores SQLite datetimes as 'YYYY-MM-DD HH:MM:SS[.ffffff]': shift the whole seconds and keep
+    # the fraction as written, which stays exact where julianday() arithmetic would round.
+    return (
+        f"(strftime('%%Y-%%m-%%d %%H:%%M:%%S', substr({expression}, 1, 19), '+{int(days)} days')"
+        f" || substr({expression}, 20))"
     )
-
-
-def loyalty_case(workspace: Workspace) -> Case:
-    """loyalty_tier: none without orders, then bronze / silver / gold by total_spent against the thresholds."""
-    return Case(
-        When(orders_count=0, then=Value(Tier.NONE)),
-        When(total_spent__lt=workspace.loyalty_silver_threshold, then=Value(Tier.BRONZE)),
-        When(total_spent__lt=workspace.loyalty_gold_threshold, then=Value(Tier.SILVER)),
-        default=Value(Tier.GOLD),
-    )
-
-
-def _apply_row_derived(
-    queryset: QuerySet[ContactStats], *, workspace: Workspace, now: datetime, only_changed: bool = False
-) -> int:
-    lifecycle, loyalty = lifecycle_case(workspace, now), loyalty_case(workspace)
-    if only_changed:
-        queryset = queryset.exclude(lifecycle_stage=lifecycle, loyalty_tier=loyalty)
-    return queryset.update(lifecycle_stage=lifecycle, loyalty_tier=loyalty)
 
 
 # --- aggregate figures (SQL) ------------------------------------------------------------------------------------
@@ -339,10 +373,17 @@ def _refresh_aggregates(scope: _Scope, *, kinds: Collection[str], workspace: Wor
     engagement_sql, engagement_params = _engagement_cte(scope, workspace=workspace, now=now)
     ctes.append(("engagement", engagement_sql, engagement_params))
     sets.append((f"engagement_score = {_capped_points('engagement.points')}", []))
+    order_figures = _Orders.aggregated() if orders else _Orders.stored(_STATS)
+    stage_sql, stage_params = _lifecycle_sql(order_figures, workspace=workspace, now=now)
+    tier_sql, tier_params = _loyalty_sql(order_figures, workspace=workspace)
+    sets += [(f"lifecycle_stage = {stage_sql}", stage_params), (f"loyalty_tier = {tier_sql}", tier_params)]
     sets.append(("computed_at = %s", [_dt(now)]))
 
+    # Join the aggregates with one row per contact (item_spend has one per category and producer).
     joins = " ".join(
-        f"LEFT JOIN {name} ON {name}.contact_id = scope.contact_id" for name, _, _ in ctes if name != "scope"
+        f"LEFT JOIN {name} ON {name}.contact_id = scope.contact_id"
+        for name, _, _ in ctes
+        if name in ("orders_agg", "top_category", "top_producer", "events_agg", "cart", "engagement")
     )
     sql = (
         "WITH "
