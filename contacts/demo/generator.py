@@ -473,7 +473,7 @@ def _order_items(rng: random.Random, catalog: Catalog, favourite: str) -> tuple[
             chosen.append(product)
             if len(chosen) == wanted:
                 break
-    if HERO in chosen and rng.random() < 0.3:
+    if HERO in chosen and len(chosen) < 4 and rng.random() < 0.3:
         accessory = HERO_ACCESSORIES[0] if rng.random() < 0.6 else HERO_ACCESSORIES[1]
         if accessory not in chosen:
             chosen.append(accessory)

@@ -409,12 +409,13 @@ class _BulkCreateWriter(_Writer):
 
     def write(self, chunk: list[ContactBundle]) -> None:
         workspace = self.workspace
+        workspace_id = workspace.pk
         dt = _fromtimestamp
         contacts = []
         for bundle in chunk:
             values = dict(zip(CONTACT_FIELDS, bundle.contact, strict=True))
             values["created_at"] = dt(values["created_at"], UTC)
-            contacts.append(Contact(workspace=workspace, **values))
+            contacts.append(Contact(workspace_id=workspace_id, **values))
         Contact.objects.bulk_create(contacts, batch_size=SQLITE_BATCH)
         # auto_now stamped the wall clock; the demo's timestamps all derive from its "now".
         Contact.objects.filter(pk__in=[c.pk for c in contacts]).update(updated_at=self.now)
@@ -422,7 +423,7 @@ class _BulkCreateWriter(_Writer):
         orders, order_items = [], []
         for bundle, contact in zip(chunk, contacts, strict=True):
             for external_id, ordered_at, source, total, items in bundle.orders:
-                order = Order(workspace=workspace, contact=contact, external_id=external_id,
+                order = Order(workspace_id=workspace_id, contact_id=contact.pk, external_id=external_id,
                               ordered_at=dt(ordered_at, UTC), source=source, currency=workspace.currency,
                               total=_money(total))
                 orders.append(order)
@@ -430,7 +431,7 @@ class _BulkCreateWriter(_Writer):
         Order.objects.bulk_create(orders, batch_size=SQLITE_BATCH)
         OrderItem.objects.bulk_create(
             [
-                OrderItem(order=order, product_id=self.product_ids[p], quantity=qty, unit_price=_money(cents))
+                OrderItem(order_id=order.pk, product_id=self.product_ids[p], quantity=qty, unit_price=_money(cents))
                 for order, items in zip(orders, order_items, strict=True)
                 for p, qty, cents in items
             ],
@@ -438,8 +439,8 @@ class _BulkCreateWriter(_Writer):
         )
         Event.objects.bulk_create(
             [
-                Event(workspace=workspace, contact=contact, type=kind, occurred_at=dt(at, UTC), device=device,
-                      url=url, campaign=campaign, properties=json.loads(properties))
+                Event(workspace_id=workspace_id, contact_id=contact.pk, type=kind, occurred_at=dt(at, UTC),
+                      device=device, url=url, campaign=campaign, properties=json.loads(properties))
                 for bundle, contact in zip(chunk, contacts, strict=True)
                 for kind, at, device, url, campaign, properties in bundle.events
             ],
@@ -447,7 +448,7 @@ class _BulkCreateWriter(_Writer):
         )
         ContactTag.objects.bulk_create(
             [
-                ContactTag(contact=contact, tag_id=self.tag_ids[name])
+                ContactTag(contact_id=contact.pk, tag_id=self.tag_ids[name])
                 for bundle, contact in zip(chunk, contacts, strict=True)
                 for name in bundle.tags
             ],
