@@ -569,6 +569,8 @@ class _Compiler:
     def group(self, group: Group, *, top: bool = False) -> Cond:
         if not isinstance(group, Group):
             raise CompileError(f"expected a Group, got {type(group).__name__}")
+        if group.match not in ("all", "any", "none"):
+            raise CompileError(f"unknown match {group.match!r}")
         if not group.conditions:
             if top:
                 return True  # the contract: an empty top-level group is every contact
@@ -578,9 +580,7 @@ class _Compiler:
             return _and(*parts)
         if group.match == "any":
             return _or(*parts)
-        if group.match == "none":
-            return _not(_or(*parts))
-        raise CompileError(f"unknown match {group.match!r}")
+        return _not(_or(*parts))  # none
 
     def node(self, node) -> Cond:
         if isinstance(node, Group):

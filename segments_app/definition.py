@@ -244,6 +244,12 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
+def _short(value: Any, limit: int = 60) -> str:
+    """A user's value echoed in a message, cut short so that a huge input gives a small error."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _is_positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -271,7 +277,7 @@ class _Parser:
         for key in data:
             if key not in allowed:
                 expected = ", ".join(allowed)
-                self.error(_join(path, str(key)), f"unknown key {key!r} in {what}; expected keys: {expected}")
+                self.error(_join(path, str(key)), f"unknown key {_short(key)} in {what}; expected keys: {expected}")
         return True
 
     def required(self, data: dict, key: str, path: str) -> bool:
@@ -290,7 +296,7 @@ class _Parser:
         match = data.get("match")
         ok = self.required(data, "match", path)
         if ok and match not in MATCHES:
-            self.error(_join(path, "match"), f'match must be "all", "any" or "none", got {match!r}')
+            self.error(_join(path, "match"), f'match must be "all", "any" or "none", got {_short(match)}')
             ok = False
         if not self.required(data, "conditions", path):
             return None
@@ -336,7 +342,7 @@ class _Parser:
         )
         if parser is None:
             expected = ", ".join(f'"{t}"' for t in CONDITION_TYPES)
-            self.error(_join(path, "type"), f"unknown condition type {kind!r}; expected one of {expected}")
+            self.error(_join(path, "type"), f"unknown condition type {_short(kind)}; expected one of {expected}")
             return None
         return parser(data, path)
 
@@ -358,7 +364,7 @@ class _Parser:
         ok = self.required(data, "op", path)
         op = data.get("op")
         if ok and op not in cat.TAG_OPERATORS:
-            self.error(_join(path, "op"), f"unknown tag operator {op!r}; expected has_any, has_all or has_none")
+            self.error(_join(path, "op"), f"unknown tag operator {_short(op)}; expected has_any, has_all or has_none")
             ok = False
         if not self.required(data, "value", path):
             return None
@@ -390,7 +396,7 @@ class _Parser:
         e_ok = self.required(data, "event", path)
         if e_ok and not (isinstance(name, str) and self.catalog.is_event_type(name)):
             shown = ", ".join(self.catalog.event_types())
-            self.error(_join(path, "event"), f'unknown event type {name!r}; expected "any" or one of: {shown}')
+            self.error(_join(path, "event"), f'unknown event type {_short(name)}; expected "any" or one of: {shown}')
             e_ok = False
         filters, f_ok = self.filters(data, path, self.catalog.event_filter, "device, url, campaign or properties.<key>")
         window, w_ok = self.window(data, path)
@@ -409,7 +415,7 @@ class _Parser:
         ok = self.required(data, "op", path)
         op = data.get("op")
         if ok and op not in cat.SEGMENT_OPERATORS:
-            self.error(_join(path, "op"), f'unknown segment operator {op!r}; expected "in" or "not_in"')
+            self.error(_join(path, "op"), f'unknown segment operator {_short(op)}; expected "in" or "not_in"')
             ok = False
         if not self.required(data, "segment", path):
             return None
@@ -430,7 +436,7 @@ class _Parser:
         key = data["field"]
         found = lookup(key) if isinstance(key, str) else None
         if found is None:
-            self.error(_join(path, "field"), f"unknown field {key!r}; expected {expected}")
+            self.error(_join(path, "field"), f"unknown field {_short(key)}; expected {expected}")
         return found
 
     def check_op_known(self, data: dict, path: str) -> None:
@@ -444,7 +450,9 @@ class _Parser:
         measure = data["measure"]
         if not isinstance(measure, str) or measure not in measures:
             expected = ", ".join(measures)
-            self.error(_join(path, "measure"), f"unknown measure {measure!r} for this condition; expected {expected}")
+            self.error(
+                _join(path, "measure"), f"unknown measure {_short(measure)} for this condition; expected {expected}"
+            )
             return None
         return measures[measure]
 
@@ -509,11 +517,13 @@ class _Parser:
             return None
         amount, unit = raw[key], raw["unit"]
         if unit not in UNITS:
-            self.error(_join(path, "unit"), f"unknown unit {unit!r}; expected hours, days, weeks or months")
+            self.error(_join(path, "unit"), f"unknown unit {_short(unit)}; expected hours, days, weeks or months")
             return None
         limit = MAX_AMOUNT[unit]
         if not (_is_positive_int(amount) and 1 <= amount <= limit):
-            self.error(_join(path, key), f"{key} must be a whole number from 1 to {limit} for {unit}, got {amount!r}")
+            self.error(
+                _join(path, key), f"{key} must be a whole number from 1 to {limit} for {unit}, got {_short(amount)}"
+            )
             return None
         return amount, unit
 
@@ -524,7 +534,7 @@ class _Parser:
         try:
             return parse_iso(raw)
         except ValueError as exc:
-            self.error(path, f"{raw[:40]!r} is not a valid ISO 8601 date or datetime ({exc})")
+            self.error(path, f"{_short(raw)} is not a valid ISO 8601 date or datetime ({exc})")
             return None
 
     def time_value(self, raw: Any, path: str) -> TimeValue | None:
@@ -543,7 +553,9 @@ class _Parser:
         op_path = _join(path, "op")
         if not isinstance(op, str) or op not in field.operators:
             allowed = ", ".join(field.operators)
-            self.error(op_path, f"operator {op!r} is not allowed for {field.key} ({field.type}); expected {allowed}")
+            self.error(
+                op_path, f"operator {_short(op)} is not allowed for {field.key} ({field.type}); expected {allowed}"
+            )
             return "", None, False
         value_path = _join(path, "value")
         if op in cat.NO_VALUE_OPERATORS:
@@ -611,7 +623,7 @@ class _Parser:
     def is_choice(self, field: Field, value: str, path: str) -> bool:
         if not field.strict_choices or value in field.choices:
             return True
-        self.error(path, f"{value!r} is not a choice of {field.key}; expected one of: {', '.join(field.choices)}")
+        self.error(path, f"{_short(value)} is not a choice of {field.key}; expected one of: {', '.join(field.choices)}")
         return False
 
     def text(self, raw: Any, path: str) -> str | None:
