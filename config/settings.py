@@ -167,6 +167,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env_int("SEGMENT_DISPATCH_INTERVAL_S", 60)),
     },
     "prune-segment-changes": {"task": "segments_app.tasks.prune_changes_task", "schedule": 86400.0},
+    # Campaigns (campaigns.tasks): start due scheduled sends, resume stalled deliveries, run automations.
+    "dispatch-campaigns": {
+        "task": "campaigns.tasks.dispatch_campaigns_task",
+        "schedule": float(env_int("CAMPAIGN_DISPATCH_INTERVAL_S", 30)),
+    },
 }
 # Redis redelivers a message not acknowledged within this many seconds (a worker killed mid-task):
 # longer than any task's time limit, or long tasks would run twice.
@@ -197,6 +202,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "CampaignStatusEnum": "campaigns.models.Campaign.Status",
+        "DeliveryStatusEnum": "campaigns.models.DeliveryStatus",
+        "AutomationTriggerEnum": "campaigns.models.Automation.Trigger",
+        "TriggerEnum": "segments_app.models.SegmentSnapshot.Trigger",  # its name before automations had a trigger
+    },
 }
 
 # Segment engine
@@ -211,6 +222,27 @@ WEBHOOK_TIMEOUT_S = env_int("WEBHOOK_TIMEOUT_S", 10)
 WEBHOOK_BATCH_SIZE = env_int("WEBHOOK_BATCH_SIZE", 500)
 WEBHOOK_RETRY_BASE_S = env_int("WEBHOOK_RETRY_BASE_S", 30)
 WEBHOOK_RETRY_MAX_S = env_int("WEBHOOK_RETRY_MAX_S", 3600)
+
+# Email (campaigns): Django's email backend, so any SMTP service works. Without EMAIL_HOST messages are
+# printed to the console (development).
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_BACKEND = os.environ.get(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_PORT = env_int("EMAIL_PORT", 587 if env_bool("EMAIL_USE_TLS", False) else 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "marketing@localhost")
+# Campaign delivery (campaigns.delivery): messages per batch, attempts per message, first retry delay
+# (doubled per attempt), and after how long a message claimed by a worker that vanished counts as failed.
+CAMPAIGN_BATCH_SIZE = env_int("CAMPAIGN_BATCH_SIZE", 200)
+CAMPAIGN_MAX_ATTEMPTS = env_int("CAMPAIGN_MAX_ATTEMPTS", 5)
+CAMPAIGN_RETRY_BASE_S = env_int("CAMPAIGN_RETRY_BASE_S", 60)
+CAMPAIGN_STALE_CLAIM_MINUTES = env_int("CAMPAIGN_STALE_CLAIM_MINUTES", 15)
 
 # Security headers; HTTPS-only cookies and redirects when DEBUG is off.
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.campaigns.support import SmtpServer
+
+
+@pytest.fixture
+def smtp(settings):
+    """Django's SMTP backend pointed at a real local SMTP server."""
+    server = SmtpServer().start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = server.port
+    settings.EMAIL_USE_TLS = False
+    settings.EMAIL_TIMEOUT = 5
+    yield server
+    server.stop()
