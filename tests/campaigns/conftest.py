@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import logging
+
 import pytest
 
-from tests.campaigns.support import SmtpServer
+from tests.campaigns.support import HttpReceiver, SmtpServer
+
+# aiosmtpd logs every SMTP command at INFO.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 @pytest.fixture
@@ -14,5 +19,13 @@ def smtp(settings):
     settings.EMAIL_PORT = server.port
     settings.EMAIL_USE_TLS = False
     settings.EMAIL_TIMEOUT = 5
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def receiver():
+    """A local HTTP server that answers 200 unless given other codes (`receiver.codes = [500]`)."""
+    server = HttpReceiver().start()
     yield server
     server.stop()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 from email import message_from_bytes
 from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from aiosmtpd.controller import Controller
 
@@ -31,9 +33,7 @@ def make_segment(workspace: Workspace, tag: str, *, name: str | None = None, com
 
 def people(workspace: Workspace, count: int, *, tags=(), prefix: str = "p", **fields) -> list:
     return [
-        make_contact(
-            workspace, external_id=f"{prefix}{i}", email=f"{prefix}{i}@example.com", tags=list(tags), **fields
-        )
+        make_contact(workspace, external_id=f"{prefix}{i}", email=f"{prefix}{i}@example.com", tags=list(tags), **fields)
         for i in range(count)
     ]
 
@@ -90,3 +90,41 @@ class SmtpServer:
 
     def recipients(self) -> list[str]:
         return sorted(address for envelope in self.envelopes for address in envelope.rcpt_tos)
+
+
+class HttpReceiver:
+    """A real local HTTP server standing in for an ESP: answers with the next status code, keeps each request."""
+
+    def __init__(self, codes=()) -> None:
+        self.codes = list(codes)
+        self.requests: list[tuple[dict, bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server hook
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.requests.append((dict(self.headers), body))
+                code = receiver.codes.pop(0) if receiver.codes else 200
+                self.send_response(code)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/esp"
+
+    def start(self) -> HttpReceiver:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def bodies(self) -> list[dict]:
+        return [json.loads(body) for _, body in self.requests]
