@@ -153,7 +153,7 @@ def process_changes(*, automation_id: int) -> ProcessOutcome:
 def _process_round(automation_id: int) -> tuple[int, int, int]:
     with transaction.atomic():
         automation = (
-            Automation.objects.select_for_update()
+            Automation.objects.select_for_update(of=("self",))
             .select_related("campaign")
             .filter(pk=automation_id, active=True)
             .first()
