@@ -666,6 +666,19 @@ class _Compiler:
     # -- orders
 
     def orders(self, cond: OrdersCondition) -> Cond:
+        rows, amount = self.order_rows(cond)
+        return self.measured(
+            rows,
+            cond.measure,
+            cat.ORDER_MEASURES[cond.measure],
+            cond.op,
+            cond.value,
+            amount=amount,
+            time_column="ordered_at",
+        )
+
+    def order_rows(self, cond: OrdersCondition) -> tuple[QuerySet | None, Expression]:
+        """The orders the measure is taken over (None: none can pass) and each one's amount in cents."""
         if cond.measure not in cat.ORDER_MEASURES:
             raise CompileError(f"unknown orders measure {cond.measure!r}")
         order_parts: list[Cond] = []
@@ -691,19 +704,17 @@ class _Compiler:
                 per_order = items.values("order_id").annotate(amount=Sum(item_amount)).values("amount")
                 amount = Subquery(per_order, output_field=BigIntegerField())
         rows = self.windowed(Order.objects.filter(workspace_id=self.workspace_id), "ordered_at", cond.window)
-        return self.measured(
-            _filter(rows, matched),
-            cond.measure,
-            cat.ORDER_MEASURES[cond.measure],
-            cond.op,
-            cond.value,
-            amount=amount,
-            time_column="ordered_at",
-        )
+        return _filter(rows, matched), amount
 
     # -- events
 
     def event(self, cond: EventCondition) -> Cond:
+        rows = self.event_rows(cond)  # checks the measure and the event type first
+        measure_type = cat.EVENT_MEASURES[cond.measure]
+        return self.measured(rows, cond.measure, measure_type, cond.op, cond.value, time_column="occurred_at")
+
+    def event_rows(self, cond: EventCondition) -> QuerySet | None:
+        """The events the measure is taken over (None: none can pass)."""
         if cond.measure not in cat.EVENT_MEASURES:
             raise CompileError(f"unknown event measure {cond.measure!r}")
         if not self.catalog.is_event_type(cond.event):
@@ -717,8 +728,7 @@ class _Compiler:
             if field is None:
                 raise CompileError(f"unknown event filter {flt.field!r}")
             rows = _filter(rows, self.filter_condition(field, flt))
-        measure_type = cat.EVENT_MEASURES[cond.measure]
-        return self.measured(rows, cond.measure, measure_type, cond.op, cond.value, time_column="occurred_at")
+        return rows
 
     def filter_condition(self, field: Field, flt: Filter) -> Cond:
         if flt.op not in field.operators:
@@ -895,3 +905,34 @@ def compile_definition(group: Group, *, catalog: Catalog, now: datetime, resolve
     >>> # Contact.objects.filter(workspace_id=1).filter(q): contacts whose country is not "PL", or missing
     """
     return _q(_Compiler(catalog, now, resolve_segment).group(group, top=True))
+
+
+def measure_figures(cond: OrdersCondition | EventCondition, *, catalog: Catalog, now: datetime) -> QuerySet | None:
+    """Per contact with rows, the figures an orders or event condition measures (for explanations).
+
+    A values queryset of `{"contact_id", "count", "first_at", "last_at"}` plus, for orders, `"amount"`,
+    `"min_amount"`, `"max_amount"` in cents, over exactly the rows the compiled condition aggregates
+    (same filters, same window at `now`). None when the filters can never pass. A contact without rows
+    has no entry: its count and sum are 0, the other measures missing.
+    """
+    compiler = _Compiler(catalog, now, lambda segment_id: None)
+    if isinstance(cond, OrdersCondition):
+        rows, amount = compiler.order_rows(cond)
+        if rows is None:
+            return None
+        return rows.values("contact_id").annotate(
+            count=Count("pk"),
+            amount=Sum(amount),
+            min_amount=Min(amount),
+            max_amount=Max(amount),
+            first_at=Min("ordered_at"),
+            last_at=Max("ordered_at"),
+        )
+    if isinstance(cond, EventCondition):
+        rows = compiler.event_rows(cond)
+        if rows is None:
+            return None
+        return rows.values("contact_id").annotate(
+            count=Count("pk"), first_at=Min("occurred_at"), last_at=Max("occurred_at")
+        )
+    raise CompileError(f"{type(cond).__name__} has no measure")
