@@ -134,7 +134,7 @@ def _check(*, workspace: Workspace, data: dict[str, Any], campaign: Campaign | N
             seen.add(segment_id)
     targets = set(data["segments"]) if "segments" in data else set(_current_targets(campaign))
     for index, segment_id in enumerate(data.get("exclude_segments", [])):
-        if segment_id in targets:
+        if segment_id in targets and segment_id in found:
             errors.append(
                 {"path": f"exclude_segments[{index}]", "message": "a segment cannot be targeted and excluded"}
             )
