@@ -118,6 +118,11 @@ def seed_workspace(
                 next_report = done + 0.1
         _record_event_types(workspace, load.first_seen)
         clock.lap("generate and write")
+        if postgres:
+            # Without fresh statistics the planner takes the new workspace for empty and joins its
+            # millions of rows in nested loops. ANALYZE counts this transaction's own rows.
+            _analyze()
+            clock.lap("analyze")
         if triggers_skipped:
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL session_replication_role = DEFAULT")
@@ -125,13 +130,11 @@ def seed_workspace(
         clock.lap("reference check")
         # Every contact has its stats row from the start (the segment engine relies on it).
         _create_blank_stats(workspace, now)
+        if postgres:
+            _analyze([ContactStats])
         clock.lap("stats rows")
     clock.lap("commit")
 
-    if postgres:
-        # Fresh statistics first: the figures' set-based queries plan by them.
-        _analyze()
-        clock.lap("analyze")
     say("Computing contact figures (contacts.stats.recompute_workspace_stats) ...")
     recompute_workspace_stats(workspace_id=workspace.pk, now=now)
     if postgres:
@@ -286,9 +289,7 @@ def _create_blank_stats(workspace: Workspace, now: datetime) -> None:
         )
 
 
-def _analyze(
-    models_: Iterable[type[models.Model]] = (Contact, ContactStats, ContactTag, Product, Order, OrderItem, Event),
-) -> None:
+def _analyze(models_: Iterable[type[models.Model]] = (Contact, ContactTag, Product, Order, OrderItem, Event)) -> None:
     tables = ", ".join(connection.ops.quote_name(model._meta.db_table) for model in models_)
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {tables}")
