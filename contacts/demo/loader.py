@@ -116,6 +116,7 @@ def seed_workspace(
                     f"{load.counts['order_items']:>11,} items {load.counts['events']:>12,} events "
                     f"({clock.elapsed():.1f} s)")
                 next_report = done + 0.1
+        load.finish()
         _record_event_types(workspace, load.first_seen)
         clock.lap("generate and write")
         if postgres:
@@ -315,6 +316,9 @@ class _Writer:
         self.counts = {"contacts": 0, "orders": 0, "order_items": 0, "events": 0, "contact_tags": 0}
         self.first_seen: dict[str, int] = {}
 
+    def finish(self) -> None:
+        pass
+
     def _note_event_types(self, chunk: list[ContactBundle]) -> None:
         first_seen = self.first_seen
         for bundle in chunk:
@@ -408,6 +412,10 @@ class _CopyWriter(_Writer):
 class _BulkCreateWriter(_Writer):
     """SQLite and any other database: bulk_create in batches; the database returns the new ids."""
 
+    def finish(self) -> None:
+        # auto_now stamped the wall clock; the demo's timestamps all derive from its "now".
+        Contact.objects.filter(workspace=self.workspace).update(updated_at=self.now)
+
     def write(self, chunk: list[ContactBundle]) -> None:
         workspace = self.workspace
         workspace_id = workspace.pk
@@ -418,8 +426,6 @@ class _BulkCreateWriter(_Writer):
             values["created_at"] = dt(values["created_at"], UTC)
             contacts.append(Contact(workspace_id=workspace_id, **values))
         Contact.objects.bulk_create(contacts, batch_size=SQLITE_BATCH)
-        # auto_now stamped the wall clock; the demo's timestamps all derive from its "now".
-        Contact.objects.filter(pk__in=[c.pk for c in contacts]).update(updated_at=self.now)
 
         orders, order_items = [], []
         for bundle, contact in zip(chunk, contacts, strict=True):
