@@ -208,6 +208,12 @@ SPECTACULAR_SETTINGS = {
         "AutomationTriggerEnum": "campaigns.models.Automation.Trigger",
         "TriggerEnum": "segments_app.models.SegmentSnapshot.Trigger",  # its name before automations had a trigger
     },
+    # The segment definition's JSON Schema components are added after enum extraction, so that their
+    # many small enums ("op", "type", "measure") stay inline (segments_app.schema).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "segments_app.schema.add_definition_components",
+    ],
 }
 
 # Segment engine

@@ -6,17 +6,19 @@ Every caller (preview, membership recompute, campaigns, explain) goes through
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import PROTECT, RESTRICT, QuerySet
 from django.utils import timezone
 
 from contacts.models import Contact, Workspace
 
-from .catalog import build_catalog
+from .catalog import Catalog, build_catalog
 from .compiler import compile_definition
-from .definition import Group, WorkspaceSegments, parse_definition, resolve_references
+from .definition import DefinitionError, Group, WorkspaceSegments, parse_definition, resolve_references
+from .models import Segment
 
 
 def segment_contacts(
@@ -46,3 +48,144 @@ def segment_contacts(
         group = parse_definition(definition, catalog=catalog, segments=segments, segment_id=segment_id)
     condition = compile_definition(group, catalog=catalog, now=now or timezone.now(), resolve_segment=segments.resolve)
     return Contact.objects.filter(workspace=workspace).filter(condition)
+
+
+# ---------------------------------------------------------------------------- added for the segments API
+
+
+def compiled_contacts(
+    *, workspace: Workspace, group: Group, catalog: Catalog, segments: WorkspaceSegments, now: datetime
+) -> QuerySet[Contact]:
+    """`segment_contacts` for a definition already parsed with `catalog` and `segments` (no second catalog query).
+
+    The preview parses once (it also needs the tree for its summary) and counts and samples this queryset.
+    """
+    condition = compile_definition(group, catalog=catalog, now=now, resolve_segment=segments.resolve)
+    return Contact.objects.filter(workspace=workspace).filter(condition)
+
+
+def workspace_segments(*, workspace: Workspace) -> QuerySet[Segment]:
+    """The workspace's segments in id order (the API list)."""
+    return Segment.objects.filter(workspace=workspace).order_by("pk")
+
+
+def segment_names(*, workspace: Workspace, ids: Iterable[int]) -> dict[int, str]:
+    """Names of some of the workspace's segments by id (for summaries of definitions that refer to them)."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    return dict(Segment.objects.filter(workspace=workspace, pk__in=wanted).values_list("pk", "name"))
+
+
+def referenced_segment_ids(definition: Any) -> set[int]:
+    """Every segment id a raw (possibly invalid) definition refers to, at any depth.
+
+    >>> sorted(referenced_segment_ids({"match": "all", "conditions": [{"type": "segment", "op": "in", "segment": 7},
+    ...     {"match": "any", "conditions": [{"type": "segment", "op": "not_in", "segment": 3}]}]}))
+    [3, 7]
+    """
+    found: set[int] = set()
+    stack = [definition]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("segment")
+            if node.get("type") == "segment" and isinstance(ref, int) and not isinstance(ref, bool):
+                found.add(ref)
+            stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def segment_users(*, segment: Segment) -> dict[str, list[dict[str, Any]]]:
+    """Who uses a segment, so that deleting it would break or silently widen them; `{}` when nobody does.
+
+    Answers `{"segments": [{"id", "name"}], "campaigns": [...], ...}`:
+
+    - `segments`: segments of the workspace whose definition refers to it (directly; a definition
+      referring to one of those is broken through them and blocks their deletion in turn);
+    - every other model whose rows choose the segment: many-to-many relations (a campaign's targets
+      and exclusions, a webhook endpoint's segments, where losing the segment would silently widen the
+      endpoint to every segment) and foreign keys that forbid the deletion (PROTECT, RESTRICT: an
+      automation's segment), keyed by the model's plural name (`campaigns`, `automations`,
+      `webhook_endpoints`). Rows deleted with the segment (CASCADE: its members, snapshots, change log)
+      or detached from it (SET_NULL: a sent campaign's recipients) are not users. This is read from
+      `Segment._meta.related_objects`, so a new model counts without this function knowing it.
+    """
+    used_by: dict[str, list[dict[str, Any]]] = {}
+    referring = [
+        {"id": pk, "name": name}
+        for pk, name, definition in Segment.objects.filter(workspace_id=segment.workspace_id)
+        .exclude(pk=segment.pk)
+        .order_by("pk")
+        .values_list("pk", "name", "definition")
+        if segment.pk in referenced_segment_ids(definition)
+    ]
+    if referring:
+        used_by["segments"] = referring
+    through_models = {
+        rel.through for rel in Segment._meta.related_objects if rel.many_to_many and getattr(rel, "through", None)
+    }
+    for rel in Segment._meta.related_objects:
+        if rel.many_to_many:
+            owners = rel.related_model._default_manager.filter(**{rel.field.name: segment}).distinct()
+        elif rel.related_model in through_models or rel.on_delete not in (PROTECT, RESTRICT):
+            continue
+        else:
+            owners = rel.related_model._default_manager.filter(**{rel.field.name: segment})
+        entries = [{"id": obj.pk, "name": _display_name(obj)} for obj in owners.order_by("pk")[:USERS_SHOWN]]
+        if entries:
+            key = str(rel.related_model._meta.verbose_name_plural).replace(" ", "_")
+            known = {entry["id"] for entry in used_by.get(key, [])}
+            used_by.setdefault(key, []).extend(e for e in entries if e["id"] not in known)
+    return used_by
+
+
+# At most this many users of each kind are listed (enough to act on; the message gives the totals).
+USERS_SHOWN = 100
+
+
+def _display_name(obj: Any) -> str:
+    name = getattr(obj, "name", None)
+    return name if isinstance(name, str) and name else str(obj)
+
+
+def field_catalog(*, workspace: Workspace) -> dict[str, Any]:
+    """The workspace's field catalog as the wizard and `GET /api/v1/segments/fields/` show it."""
+    return build_catalog(workspace).as_json()
+
+
+def segment_summaries(
+    *, workspace: Workspace, segments: Iterable[Segment], catalog: Catalog | None = None
+) -> dict[int, str]:
+    """The plain-language summary of each segment's stored definition, by segment id.
+
+    One catalog and one name query for all of them. A stored definition that no longer validates (e.g.
+    a custom attribute it names has disappeared from the data) is described by its first error instead.
+    """
+    from .summary import summarize
+
+    segments = list(segments)
+    if not segments:
+        return {}
+    catalog = catalog or build_catalog(workspace)
+    resolver = WorkspaceSegments(workspace.pk)
+    parsed: dict[int, Group | DefinitionError] = {}
+    for segment in segments:
+        try:
+            parsed[segment.pk] = parse_definition(
+                segment.definition, catalog=catalog, segments=resolver, segment_id=segment.pk
+            )
+        except DefinitionError as exc:
+            parsed[segment.pk] = exc
+    names = segment_names(workspace=workspace, ids=resolver.parsed)
+    result = {}
+    for segment_id, group in parsed.items():
+        if isinstance(group, DefinitionError):
+            first = group.errors[0]
+            where = f" at {first['path']}" if first["path"] else ""
+            result[segment_id] = f"(invalid definition{where}: {first['message']})"
+        else:
+            result[segment_id] = summarize(group, catalog=catalog, currency=workspace.currency, segment_names=names)
+    return result

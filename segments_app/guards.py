@@ -1,0 +1,110 @@
+"""Guard rails for interactive segment queries: previews stop after SEGMENT_PREVIEW_TIMEOUT_MS.
+
+A marketer's preview runs the definition against the whole workspace while they wait; a definition
+that turns out to be too expensive must answer a clear error quickly and free the worker, not hold a
+gunicorn worker and a database connection for minutes.
+
+- PostgreSQL: `set_config('statement_timeout', ..., true)`, i.e. `SET LOCAL`, inside the preview's
+  transaction. The server cancels a statement that outgrows it (SQLSTATE 57014); the transaction (or
+  savepoint) is rolled back, which also undoes the setting, so the connection goes back to the pool
+  unchanged. On success the previous value is restored explicitly, because inside a caller's
+  transaction (a savepoint) SET LOCAL would otherwise outlive the block.
+- SQLite (the quick start) has no statement timeout: a progress handler, called every
+  `_SQLITE_PROGRESS_STEPS` virtual-machine instructions, aborts the running statement once the
+  deadline has passed (SQLite then raises "interrupted"). A read-only statement interrupted this way
+  does not roll back the surrounding transaction.
+
+`SEGMENT_PREVIEW_TIMEOUT_MS` = 0 disables the limit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.db import OperationalError, connection, transaction
+
+_QUERY_CANCELED = "57014"
+_SQLITE_PROGRESS_STEPS = 10_000
+
+
+class PreviewTimeout(Exception):
+    """A preview outgrew its statement timeout; the definition must be narrowed."""
+
+    def __init__(self, timeout_ms: int) -> None:
+        self.timeout_ms = timeout_ms
+        seconds = f"{timeout_ms / 1000:g}"
+        super().__init__(
+            f"The preview took longer than {seconds} s and was stopped. Narrow the definition and try again: "
+            "add a time window to orders and event conditions, use more specific filters, or rely on the "
+            "computed contact fields (e.g. total_spent, last_order_at) instead of all-time order aggregates."
+        )
+
+
+def preview_timeout_ms() -> int:
+    """The configured limit in milliseconds (0: no limit)."""
+    return max(0, int(settings.SEGMENT_PREVIEW_TIMEOUT_MS))
+
+
+@contextmanager
+def statement_timeout(timeout_ms: int | None = None) -> Iterator[None]:
+    """Run the block in one transaction whose statements are stopped after `timeout_ms` (default: the setting).
+
+    Raises `PreviewTimeout` when a statement is stopped; the transaction is rolled back.
+
+    >>> with statement_timeout():  # doctest: +SKIP
+    ...     count = queryset.count()
+    """
+    limit = preview_timeout_ms() if timeout_ms is None else max(0, timeout_ms)
+    try:
+        with transaction.atomic():
+            if not limit:
+                yield
+            elif connection.vendor == "postgresql":
+                previous = _set_postgresql_timeout(f"{limit}ms")
+                yield
+                _set_postgresql_timeout(previous)
+            elif connection.vendor == "sqlite":
+                with _sqlite_deadline(limit):
+                    yield
+            else:  # pragma: no cover - only PostgreSQL and SQLite are supported
+                yield
+    except OperationalError as exc:
+        if limit and _was_stopped(exc):
+            raise PreviewTimeout(limit) from exc
+        raise
+
+
+def _set_postgresql_timeout(value: str) -> str:
+    """SET LOCAL statement_timeout = value; returns the value it had before."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('statement_timeout'), set_config('statement_timeout', %s, true)", [value]
+        )
+        return cursor.fetchone()[0]
+
+
+@contextmanager
+def _sqlite_deadline(limit_ms: int) -> Iterator[None]:
+    connection.ensure_connection()
+    raw = connection.connection
+    deadline = time.monotonic() + limit_ms / 1000
+
+    def past_deadline() -> int:
+        # A non-zero answer makes SQLite abort the running statement.
+        return 1 if time.monotonic() > deadline else 0
+
+    raw.set_progress_handler(past_deadline, _SQLITE_PROGRESS_STEPS)
+    try:
+        yield
+    finally:
+        raw.set_progress_handler(None, 0)
+
+
+def _was_stopped(exc: OperationalError) -> bool:
+    cause = exc.__cause__
+    if getattr(cause, "sqlstate", None) == _QUERY_CANCELED:
+        return True
+    return connection.vendor == "sqlite" and "interrupted" in str(exc)
