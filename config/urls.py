@@ -16,4 +16,5 @@ urlpatterns = [
     path("v1/", include("contacts.segment_urls")),
     path("", include("contacts.web_urls")),
     path("", include("segments_app.web_urls")),
+    path("", include("campaigns.web_urls")),
 ]
