@@ -257,13 +257,14 @@ def _revenue(campaign: Campaign, *, treated: int, control: int) -> dict[str, Any
     """Order revenue of each group within the conversion window, in total and per member of the group."""
     if campaign.started_at is None:
         return None
-    treated_total = revenue_in_window(campaign=campaign, control=False)
-    control_total = revenue_in_window(campaign=campaign, control=True)
+    cent = Decimal("0.01")
+    treated_total = revenue_in_window(campaign=campaign, control=False).quantize(cent)
+    control_total = revenue_in_window(campaign=campaign, control=True).quantize(cent)
     return {
         "treated": str(treated_total),
         "control": str(control_total),
-        "per_treated": str(round(treated_total / treated, 2)) if treated else None,
-        "per_control": str(round(control_total / control, 2)) if control else None,
+        "per_treated": str((treated_total / treated).quantize(cent)) if treated else None,
+        "per_control": str((control_total / control).quantize(cent)) if control else None,
     }
 
 
