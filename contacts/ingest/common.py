@@ -10,6 +10,7 @@ from typing import TypeVar
 from django.conf import settings
 from django.db import OperationalError, transaction
 
+from contacts.ingest import fastpath
 from contacts.models import Contact, Workspace
 from segments_app.realtime import on_contacts_changed
 
@@ -83,16 +84,12 @@ def contact_ids_by_external_id(
     Returns the map and the ids of the contacts created here.
     """
     wanted = sorted(set(external_ids))
-    found = dict(Contact.objects.filter(workspace=workspace, external_id__in=wanted).values_list("external_id", "id"))
+    found = fastpath.ids_by_key(Contact, workspace=workspace, key="external_id", values=wanted)
     missing = [external_id for external_id in wanted if external_id not in found]
     if not missing or not create_missing:
         return found, []
-    Contact.objects.bulk_create(
-        [Contact(workspace=workspace, external_id=external_id) for external_id in missing], ignore_conflicts=True
-    )
+    fastpath.create_bare(Contact, workspace=workspace, key="external_id", values=missing)
     # Re-read: ignore_conflicts returns no ids, and a concurrent call may have created some of them.
-    created = dict(
-        Contact.objects.filter(workspace=workspace, external_id__in=missing).values_list("external_id", "id")
-    )
+    created = fastpath.ids_by_key(Contact, workspace=workspace, key="external_id", values=missing)
     found.update(created)
     return found, list(created.values())

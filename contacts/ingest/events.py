@@ -12,6 +12,7 @@ import hashlib
 import json
 from typing import Any
 
+from contacts.ingest import fastpath
 from contacts.ingest import fields as f
 from contacts.ingest.common import (
     IngestResult,
@@ -102,8 +103,8 @@ def write_events(
         workspace=workspace, external_ids=(values["contact"] for _, values in records), create_missing=create_contacts
     )
     event_ids = sorted({values["event_id"] for _, values in records})
-    seen = set(Event.objects.filter(workspace=workspace, event_id__in=event_ids).values_list("event_id", flat=True))
-    rows: list[Event] = []
+    seen = fastpath.existing_event_ids(workspace=workspace, event_ids=event_ids)
+    rows: list[fastpath.EventRow] = []
     types: set[str] = set()
     affected: set[int] = set()
     for index, values in records:
@@ -122,20 +123,18 @@ def write_events(
         result.created += 1
         types.add(values["type"])
         rows.append(
-            Event(
-                workspace=workspace,
-                contact_id=contact_id,
-                type=values["type"],
-                occurred_at=values["occurred_at"],
-                device=values.get("device"),
-                url=values.get("url"),
-                campaign=values.get("campaign"),
-                properties=values.get("properties") or {},
-                event_id=event_id,
+            (
+                contact_id,
+                values["type"],
+                values["occurred_at"],
+                values.get("device"),
+                values.get("url"),
+                values.get("campaign"),
+                values.get("properties") or {},
+                event_id,
             )
         )
-    # ignore_conflicts: a concurrent call may store the same event_id first; it also spares a RETURNING of ids.
-    Event.objects.bulk_create(rows, ignore_conflicts=True)
+    fastpath.insert_events(workspace=workspace, rows=rows)
     if types:
         EventType.objects.bulk_create(
             [EventType(workspace=workspace, name=name) for name in sorted(types)], ignore_conflicts=True

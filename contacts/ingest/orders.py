@@ -7,6 +7,7 @@ from typing import Any
 
 import pycountry
 
+from contacts.ingest import fastpath
 from contacts.ingest import fields as f
 from contacts.ingest.common import (
     IngestResult,
@@ -14,7 +15,7 @@ from contacts.ingest.common import (
     in_one_transaction,
     refresh_and_notify,
 )
-from contacts.models import Order, OrderItem, Product, Workspace
+from contacts.models import Product, Workspace
 
 CURRENCY_CODES: frozenset[str] = frozenset(currency.alpha_3 for currency in pycountry.currencies)
 MAX_ITEMS = 1000
@@ -123,58 +124,37 @@ def write_orders(workspace: Workspace, records: list[dict], result: IngestResult
     )
     product_ids = _product_ids(workspace, {item["sku"] for values in latest.values() for item in values["items"]})
     # Locked so that a concurrent upsert of the same order cannot leave us refreshing a stale contact.
-    previous = {
-        external_id: (order_id, contact_id)
-        for external_id, order_id, contact_id in Order.objects.select_for_update()
-        .filter(workspace=workspace, external_id__in=external_ids)
-        .order_by("external_id")
-        .values_list("external_id", "id", "contact_id")
-    }
+    previous = fastpath.lock_orders(workspace=workspace, external_ids=external_ids)
     result.updated += len(previous)
     result.created += len(latest) - len(previous)
 
-    orders = [
-        Order(
-            workspace=workspace,
-            external_id=external_id,
-            contact_id=contact_ids[latest[external_id]["contact"]],
-            ordered_at=latest[external_id]["ordered_at"],
-            source=latest[external_id].get("source"),
-            currency=latest[external_id].get("currency") or workspace.currency,
-            total=latest[external_id]["total"],
-        )
-        for external_id in external_ids
-    ]
-    Order.objects.bulk_create(
-        orders,
-        update_conflicts=True,
-        unique_fields=["workspace", "external_id"],
-        update_fields=["contact", "ordered_at", "source", "currency", "total"],
-    )
-    if any(order.pk is None for order in orders):
-        ids = dict(
-            Order.objects.filter(workspace=workspace, external_id__in=external_ids).values_list("external_id", "id")
-        )
-        for order in orders:
-            order.pk = ids[order.external_id]
-
-    # Every order of the call, not only the ones seen before: a concurrent call may have just created one.
-    OrderItem.objects.filter(order_id__in=[order.pk for order in orders]).delete()
-    OrderItem.objects.bulk_create(
-        [
-            OrderItem(
-                order_id=order.pk,
-                product_id=product_ids[item["sku"]],
-                quantity=item["quantity"],
-                unit_price=item["unit_price"],
+    order_ids = fastpath.upsert_orders(
+        workspace=workspace,
+        rows=[
+            (
+                external_id,
+                contact_ids[latest[external_id]["contact"]],
+                latest[external_id]["ordered_at"],
+                latest[external_id].get("source"),
+                latest[external_id].get("currency") or workspace.currency,
+                latest[external_id]["total"],
             )
-            for order in orders
-            for item in latest[order.external_id]["items"]
-        ]
+            for external_id in external_ids
+        ],
+    )
+    # Every order of the call, not only the ones seen before: a concurrent call may have just created one.
+    fastpath.replace_items(
+        order_ids=order_ids.values(),
+        rows=[
+            (order_ids[external_id], product_ids[item["sku"]], item["quantity"], item["unit_price"])
+            for external_id in external_ids
+            for item in latest[external_id]["items"]
+        ],
     )
 
     # An order that moved to another contact changes both contacts' figures.
-    affected = {order.contact_id for order in orders} | {contact_id for _, contact_id in previous.values()}
+    affected = {contact_ids[values["contact"]] for values in latest.values()}
+    affected |= {contact_id for _, contact_id in previous.values()}
     result.contact_ids = sorted(affected)
     data_kinds = {"orders", "contact"} if new_contact_ids else {"orders"}
     refresh_and_notify(workspace_id=workspace.pk, contact_ids=affected, stats_kinds=("orders",), data_kinds=data_kinds)
@@ -183,9 +163,9 @@ def write_orders(workspace: Workspace, records: list[dict], result: IngestResult
 def _product_ids(workspace: Workspace, skus: set[str]) -> dict[str, int]:
     """Map SKUs to product ids, creating bare products for unknown SKUs."""
     wanted = sorted(skus)
-    found = dict(Product.objects.filter(workspace=workspace, sku__in=wanted).values_list("sku", "id"))
+    found = fastpath.ids_by_key(Product, workspace=workspace, key="sku", values=wanted)
     missing = [sku for sku in wanted if sku not in found]
     if missing:
-        Product.objects.bulk_create([Product(workspace=workspace, sku=sku) for sku in missing], ignore_conflicts=True)
-        found.update(Product.objects.filter(workspace=workspace, sku__in=missing).values_list("sku", "id"))
+        fastpath.create_bare(Product, workspace=workspace, key="sku", values=missing)
+        found.update(fastpath.ids_by_key(Product, workspace=workspace, key="sku", values=missing))
     return found

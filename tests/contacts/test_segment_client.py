@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from django.db import connections
 from segment.analytics import Client
 from segment.analytics import request as segment_request
 from segment.analytics.request import APIError
@@ -14,9 +15,10 @@ from contacts.models import Contact, ContactStats, Event, Order, Product
 
 
 @pytest.fixture(autouse=True)
-def hang_up_after_each_test():
-    """The library keeps its HTTP connection alive; the server thread holding it also holds a database
-    connection, which would stop the test database from being dropped at the end of the run."""
+def server_threads_close_their_database_connections(monkeypatch):
+    """The library keeps its HTTP connection alive, so a server thread (and its persistent database
+    connection) could outlive the test and stop the test database from being dropped at the end."""
+    monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)
     yield
     segment_request._session.close()
 
