@@ -91,3 +91,15 @@ class AutomationSendAdmin(ReadOnlyRowsAdmin):
     list_display = ["automation", "contact", "change_id", "triggered_at", "status", "sent_at", "attempts", "last_error"]
     list_filter = ["status"]
     raw_id_fields = ["automation", "contact"]
+
+
+@admin.register(CampaignTarget)
+class CampaignTargetAdmin(admin.ModelAdmin):
+    list_display = ["campaign", "segment", "priority", "subject"]
+    raw_id_fields = ["campaign", "segment"]
+
+
+@admin.register(CampaignExclusion)
+class CampaignExclusionAdmin(admin.ModelAdmin):
+    list_display = ["campaign", "segment"]
+    raw_id_fields = ["campaign", "segment"]

@@ -182,7 +182,7 @@ def campaign_report(*, campaign: Campaign, now: datetime | None = None) -> dict[
         "finished_at": campaign.finished_at,
         "conversion_window_days": campaign.conversion_window_days,
         "conversion_window_ends_at": window[1] if window else None,
-        "audience": campaign.audience,
+        "audience": campaign.audience or None,  # empty until the audience is frozen
         "totals": _group_report(_sum(treated_rows), _sum(control_rows), with_conversions=window is not None),
         "revenue": _revenue(
             campaign, treated=_sum(treated_rows).get("size", 0), control=_sum(control_rows).get("size", 0)

@@ -262,3 +262,14 @@ def test_the_schema_documents_the_campaign_paths(api):
         "/api/v1/campaigns/{campaign_id}/report/",
     ]:
         assert path in schema
+
+
+def test_the_report_of_a_campaign_not_sent_yet_is_empty_not_an_error(api, vip):
+    campaign_id = api.post("/api/v1/campaigns/", body(vip), format="json").json()["id"]
+    report = api.get(f"/api/v1/campaigns/{campaign_id}/report/")
+    assert report.status_code == 200
+    assert (report.json()["audience"], report.json()["totals"]["recipients"], report.json()["revenue"]) == (
+        None,
+        0,
+        None,
+    )
