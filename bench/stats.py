@@ -20,6 +20,7 @@ import json
 import os
 import random
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -203,10 +204,13 @@ def drop_workspace() -> None:
 def timed(action: Callable[[], object]) -> float:
     started = time.perf_counter()
     action()
-    return time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    print(f"  {seconds * 1000:,.1f} ms", file=sys.stderr, flush=True)
+    return seconds
 
 
 def row(name: str, samples: list[float], contacts: int) -> dict:
+    print(name, file=sys.stderr, flush=True)
     ordered = sorted(samples)
     median = statistics.median(ordered)
     p90 = ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]

@@ -3,10 +3,14 @@
 Three ways in, one derivation (documented for marketers in docs/computed-figures.md):
 
 - `refresh_contact_stats` runs inside the ingest transaction for the contacts a
-  call touched: one set-based UPDATE ... FROM over aggregates restricted to those
+  call touched: one UPDATE ... FROM a set-based "figures" query restricted to those
   contacts, which writes each stats row once.
-- `recompute_workspace_stats` rebuilds a whole workspace the same way, in chunks
-  of contact ids so that no statement holds row locks for minutes.
+- `recompute_workspace_stats` runs the same figures query once over the whole
+  workspace into a temporary table (one pass over orders and events: they are
+  stored in arrival order, not by contact, so ranges of contacts would each read
+  the whole table), then applies it in chunks of contact ids, so that no statement
+  holds row locks for long. A row that ingest refreshed while the rebuild ran is
+  left alone: its figures are newer than the rebuild's.
 - `refresh_time_dependent_stats` and `refresh_rfm` refresh what changes with the
   clock or with the rest of the workspace; `contacts.tasks` runs them hourly.
 
@@ -60,8 +64,11 @@ RFM_GRID: dict[int, tuple[str, str, str, str, str]] = {
     1: (Rfm.LOST, Rfm.LOST, Rfm.AT_RISK, Rfm.AT_RISK, Rfm.CANT_LOSE),
 }
 
-# recompute_workspace_stats works through the contacts in id ranges of this size.
+# recompute_workspace_stats applies the rebuilt figures in id ranges of this many contacts,
+# and lets PostgreSQL hash the aggregates of a whole workspace in this much memory.
 RECOMPUTE_CHUNK = 50_000
+RECOMPUTE_WORK_MEM = "256MB"
+_REBUILD = "contacts_stats_rebuild"  # temporary table of recompute_workspace_stats
 
 _STATS = ContactStats._meta.db_table
 _CONTACT = Contact._meta.db_table
@@ -104,26 +111,54 @@ def refresh_contact_stats(
     scope = _Scope(workspace_id=workspace_id, contact_ids=ids)
     with transaction.atomic():
         _lock_rows(ids)
-        if _ensure_rows(scope, now):
+        if _ensure_rows(scope):
             kinds = ALL_KINDS  # a row that was missing has never been computed
-        _refresh_aggregates(scope, kinds=kinds, workspace=workspace, now=now)
+        figures_sql, params, columns = _figures(scope, kinds=kinds, workspace=workspace, now=now)
+        assignments = ", ".join(f"{column} = figures.{column}" for column in columns)
+        _execute(
+            f"UPDATE {_STATS} SET {assignments} FROM ({figures_sql}) figures"
+            f" WHERE {_STATS}.contact_id = figures.contact_id",
+            params,
+        )
 
 
 def recompute_workspace_stats(*, workspace_id: int, now: datetime | None = None) -> int:
     """Rebuild every contact's figures of the workspace in bulk, then the RFM scores.
 
-    Works through the contacts in id ranges of RECOMPUTE_CHUNK, each range with the
-    same set-based statements as `refresh_contact_stats`. Returns contacts processed.
+    Creates the missing stats rows, refreshes PostgreSQL's planner statistics, computes the
+    figures of every contact in one pass into a temporary table and applies them in id ranges
+    of RECOMPUTE_CHUNK contacts, each committed on its own unless the caller holds a
+    transaction. Rows refreshed by ingest after the rebuild started are not overwritten.
+    Returns contacts processed.
     """
     now = now or timezone.now()
+    started = timezone.now()
     workspace = Workspace.objects.get(pk=workspace_id)
+    _ensure_rows(_Scope(workspace_id=workspace_id), computed_at=started)
+    _analyze(_CONTACT, _STATS, _ORDER, _ITEM, _PRODUCT, _EVENT)
+    figures_sql, params, columns = _figures(
+        _Scope(workspace_id=workspace_id), kinds=ALL_KINDS, workspace=workspace, now=now
+    )
+    _execute(f"DROP TABLE IF EXISTS {_REBUILD}", [])
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            _execute(f"SET LOCAL work_mem = '{RECOMPUTE_WORK_MEM}'", [])
+        _execute(f"CREATE TEMPORARY TABLE {_REBUILD} AS {figures_sql}", params)
+    _execute(f"CREATE INDEX {_REBUILD}_contact ON {_REBUILD} (contact_id)", [])
+    _analyze(_REBUILD)
+    assignments = ", ".join(f"{column} = r.{column}" for column in columns)
     processed = 0
-    for low, high, count in _id_ranges(workspace_id, RECOMPUTE_CHUNK):
-        scope = _Scope(workspace_id=workspace_id, id_range=(low, high))
-        with transaction.atomic():
-            _ensure_rows(scope, now)
-            _refresh_aggregates(scope, kinds=ALL_KINDS, workspace=workspace, now=now)
-        processed += count
+    try:
+        for low, high, count in _id_ranges(workspace_id, RECOMPUTE_CHUNK):
+            _execute(
+                f"UPDATE {_STATS} SET {assignments} FROM {_REBUILD} r"
+                f" WHERE {_STATS}.contact_id = r.contact_id AND r.contact_id BETWEEN %s AND %s"
+                f" AND {_STATS}.computed_at <= %s",
+                [low, high, _dt(started)],
+            )
+            processed += count
+    finally:
+        _execute(f"DROP TABLE IF EXISTS {_REBUILD}", [])
     refresh_rfm(workspace_id=workspace_id)
     return processed
 
@@ -316,68 +351,92 @@ class _Scope:
         return sql, params
 
 
-def _refresh_aggregates(scope: _Scope, *, kinds: Collection[str], workspace: Workspace, now: datetime) -> int:
-    """One UPDATE ... FROM: the scope's stats rows joined once to each aggregate they need."""
-    ctes: list[tuple[str, str, list]] = []
-    sets: list[tuple[str, list]] = []
-    orders, events = "orders" in kinds, "events" in kinds
+_STORED_COLUMNS = (
+    "orders_count",
+    "total_spent",
+    "first_order_at",
+    "last_order_at",
+    "previous_order_at",
+    "rfm_recency",
+    "rfm_frequency",
+    "rfm_monetary",
+    "rfm_segment",
+)
 
+
+def _figures(
+    scope: _Scope, *, kinds: Collection[str], workspace: Workspace, now: datetime
+) -> tuple[str, list, list[str]]:
+    """A query with one row per stats row of the scope: contact_id and the fresh value of each figure.
+
+    Each aggregate is computed once, restricted to the scope, and joined by contact. The
+    figures `kinds` leaves out are not selected (the stored ones stay). Returns the SQL, its
+    parameters and the figure columns.
+    """
+    orders, events = "orders" in kinds, "events" in kinds
     scope_sql, scope_params = scope.where("s")
-    ctes.append(("scope", f"SELECT s.contact_id FROM {_STATS} s WHERE {scope_sql}", scope_params))
+    stored = ", ".join(f"s.{column}" for column in _STORED_COLUMNS)
+    ctes: list[tuple[str, str, list]] = [
+        ("scope", f"SELECT s.contact_id, {stored} FROM {_STATS} s WHERE {scope_sql}", scope_params)
+    ]
+    figures: list[tuple[str, str, list]] = []  # column, expression, parameters
 
     if orders:
         ctes += _order_ctes(scope)
-        sets += [
-            ("orders_count = COALESCE(orders_agg.n, 0)", []),
-            ("total_spent = COALESCE(orders_agg.cents, 0) / 100.0", []),
+        figures += [
+            ("orders_count", "COALESCE(orders_agg.n, 0)", []),
+            ("total_spent", "COALESCE(orders_agg.cents, 0) / 100.0", []),
             # Half away from zero in integer arithmetic, like PostgreSQL's ROUND and Decimal's ROUND_HALF_UP.
             (
-                "avg_order_value = CASE WHEN orders_agg.n IS NULL THEN NULL"
+                "avg_order_value",
+                "CASE WHEN orders_agg.n IS NULL THEN NULL"
                 " WHEN orders_agg.cents >= 0 THEN ((2 * orders_agg.cents + orders_agg.n) / (2 * orders_agg.n)) / 100.0"
                 " ELSE -(((orders_agg.n - 2 * orders_agg.cents) / (2 * orders_agg.n)) / 100.0) END",
                 [],
             ),
-            ("first_order_at = orders_agg.first_at", []),
-            ("last_order_at = orders_agg.last_at", []),
-            ("previous_order_at = orders_agg.previous_at", []),
-            ("top_category = top_category.name", []),
-            ("top_producer = top_producer.name", []),
+            ("first_order_at", "orders_agg.first_at", []),
+            ("last_order_at", "orders_agg.last_at", []),
+            ("previous_order_at", "orders_agg.previous_at", []),
+            ("top_category", "top_category.name", []),
+            ("top_producer", "top_producer.name", []),
         ]
-        sets += [
-            (f"{col} = CASE WHEN orders_agg.n IS NULL THEN NULL ELSE {_STATS}.{col} END", [])
-            for col in ("rfm_recency", "rfm_frequency", "rfm_monetary", "rfm_segment")
+        # RFM scores are workspace-wide (refresh_rfm), but a contact left without orders loses them at once.
+        figures += [
+            (column, f"CASE WHEN orders_agg.n IS NULL THEN NULL ELSE scope.{column} END", [])
+            for column in ("rfm_recency", "rfm_frequency", "rfm_monetary", "rfm_segment")
         ]
     if events:
         event_sql, event_params = _events_cte(scope)
         ctes.append(("events_agg", event_sql, event_params))
-        sets += [
-            ("last_seen_at = events_agg.last_seen", []),
-            ("last_email_open_at = events_agg.last_open", []),
-            ("last_email_click_at = events_agg.last_click", []),
+        figures += [
+            ("last_seen_at", "events_agg.last_seen", []),
+            ("last_email_open_at", "events_agg.last_open", []),
+            ("last_email_click_at", "events_agg.last_click", []),
             (
-                "preferred_device = CASE WHEN events_agg.on_mobile = 1 AND events_agg.on_desktop = 1 THEN %s"
+                "preferred_device",
+                "CASE WHEN events_agg.on_mobile = 1 AND events_agg.on_desktop = 1 THEN %s"
                 " WHEN events_agg.on_mobile = 1 THEN %s WHEN events_agg.on_desktop = 1 THEN %s ELSE %s END",
                 [
-                    ContactStats.Device.CROSS_PLATFORM,
-                    ContactStats.Device.MOBILE_ONLY,
-                    ContactStats.Device.DESKTOP_ONLY,
-                    ContactStats.Device.UNKNOWN,
+                    str(ContactStats.Device.CROSS_PLATFORM),
+                    str(ContactStats.Device.MOBILE_ONLY),
+                    str(ContactStats.Device.DESKTOP_ONLY),
+                    str(ContactStats.Device.UNKNOWN),
                 ],
             ),
         ]
     if orders or events:
         cart_sql, cart_params = _cart_cte(scope, last_order_from_aggregate=orders)
         ctes.append(("cart", cart_sql, cart_params))
-        sets.append(("cart_open_since = cart.since", []))
+        figures.append(("cart_open_since", "cart.since", []))
 
     engagement_sql, engagement_params = _engagement_cte(scope, workspace=workspace, now=now)
     ctes.append(("engagement", engagement_sql, engagement_params))
-    sets.append((f"engagement_score = {_capped_points('engagement.points')}", []))
-    order_figures = _Orders.aggregated() if orders else _Orders.stored(_STATS)
+    figures.append(("engagement_score", _capped_points("engagement.points"), []))
+    order_figures = _Orders.aggregated() if orders else _Orders.stored("scope")
     stage_sql, stage_params = _lifecycle_sql(order_figures, workspace=workspace, now=now)
     tier_sql, tier_params = _loyalty_sql(order_figures, workspace=workspace)
-    sets += [(f"lifecycle_stage = {stage_sql}", stage_params), (f"loyalty_tier = {tier_sql}", tier_params)]
-    sets.append(("computed_at = %s", [_dt(now)]))
+    figures += [("lifecycle_stage", stage_sql, stage_params), ("loyalty_tier", tier_sql, tier_params)]
+    figures.append(("computed_at", "%s", [_dt(timezone.now())]))  # the wall clock: see recompute_workspace_stats
 
     # Join the aggregates with one row per contact (item_spend has one per category and producer).
     joins = " ".join(
@@ -388,12 +447,12 @@ def _refresh_aggregates(scope: _Scope, *, kinds: Collection[str], workspace: Wor
     sql = (
         "WITH "
         + ", ".join(f"{name} AS ({body})" for name, body, _ in ctes)
-        + f" UPDATE {_STATS} SET "
-        + ", ".join(clause for clause, _ in sets)
-        + f" FROM scope {joins} WHERE {_STATS}.contact_id = scope.contact_id"
+        + " SELECT scope.contact_id, "
+        + ", ".join(f"{expression} AS {column}" for column, expression, _ in figures)
+        + f" FROM scope {joins}"
     )
-    params = [p for _, _, ps in ctes for p in ps] + [p for _, ps in sets for p in ps]
-    return _execute(sql, params)
+    params = [p for _, _, ps in ctes for p in ps] + [p for _, _, ps in figures for p in ps]
+    return sql, params, [column for column, _, _ in figures]
 
 
 def _order_ctes(scope: _Scope) -> list[tuple[str, str, list]]:
@@ -467,7 +526,7 @@ def _cart_cte(scope: _Scope, *, last_order_from_aggregate: bool) -> tuple[str, l
     if last_order_from_aggregate:
         last_join, last_at = "LEFT JOIN orders_agg lo ON lo.contact_id = e.contact_id", "lo.last_at"
     else:
-        last_join, last_at = f"LEFT JOIN {_STATS} lo ON lo.contact_id = e.contact_id", "lo.last_order_at"
+        last_join, last_at = "LEFT JOIN scope lo ON lo.contact_id = e.contact_id", "lo.last_order_at"
     sql = f"""
         SELECT e.contact_id, MIN(e.occurred_at) AS since
         FROM {_EVENT} e {last_join}
@@ -509,13 +568,13 @@ def _rfm_grid_case(r: str, f: str) -> tuple[str, list]:
 # --- plumbing ---------------------------------------------------------------------------------------------------
 
 
-def _ensure_rows(scope: _Scope, now: datetime) -> int:
+def _ensure_rows(scope: _Scope, *, computed_at: datetime | None = None) -> int:
     """Insert a ContactStats row with the model's defaults for every contact of the scope that lacks one."""
     columns, values = ["contact_id", "workspace_id"], []
     for field in ContactStats._meta.concrete_fields:
         if field.column in ("contact_id", "workspace_id"):
             continue
-        default = now if field.name == "computed_at" else field.get_default()
+        default = (computed_at or timezone.now()) if field.name == "computed_at" else field.get_default()
         columns.append(field.column)
         values.append(field.get_db_prep_save(default, connection))
     where, params = scope.where("c", column="id")
@@ -527,6 +586,22 @@ def _ensure_rows(scope: _Scope, now: datetime) -> int:
         ON CONFLICT DO NOTHING
     """
     return _execute(sql, [*values, *params])
+
+
+def _analyze(*tables: str) -> None:
+    """Refresh PostgreSQL's planner statistics of these tables (a no-op elsewhere).
+
+    A rebuild typically follows a bulk load (seed, import) or creates the stats rows itself;
+    with statistics still saying "empty table" the planner joins the stats rows to the
+    aggregates with nested loops, which turns minutes into hours. ANALYZE samples a fixed
+    number of rows, so this costs seconds even on large tables. Temporary tables are never
+    analysed by autovacuum.
+    """
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for table in tables:
+            cursor.execute(f"ANALYZE {table}")
 
 
 def _lock_rows(ids: list[int]) -> None:
