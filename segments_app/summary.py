@@ -46,6 +46,10 @@ from .timespec import Absolute, Ago, FixedWindow, LastWindow
 # Nouns that read better than the catalog label inside a sentence ("whose number of orders is ...").
 FIELD_NOUNS = {
     "orders_count": "number of orders",
+    "total_spent": "total spending",
+    "rfm_recency": "RFM recency score",
+    "rfm_frequency": "RFM frequency score",
+    "rfm_monetary": "RFM monetary score",
     "created_at": "creation time",
     "last_seen_at": "last activity",
     "cart_open_since": "first cart add since the last order",
