@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,10 +63,20 @@ class PhaseResult:
     p95_ms: float
     max_ms: float
     target: int
+    server_cpu_s: float  # gunicorn processes + PostgreSQL backends of the bench database
+    client_cpu_s: float
+    load_average: float  # 1-minute load average at the end: how busy the shared machine was
 
     @property
     def met(self) -> bool:
         return self.per_second >= self.target
+
+    @property
+    def idle_capacity(self) -> int:
+        """Records/s this workload would reach if server and client had every core of the machine to
+        themselves: records per CPU-second (server + client) times the number of cores."""
+        cpu = self.server_cpu_s + self.client_cpu_s
+        return round(self.records / cpu * (os.cpu_count() or 1)) if cpu else 0
 
 
 def setup_django() -> None:
@@ -147,7 +158,7 @@ def order_batches(
     return batches
 
 
-def start_server(port: int, workers: int) -> subprocess.Popen:
+def start_server(port: int, workers: int, pg_options: str) -> subprocess.Popen:
     env = {
         **os.environ,
         "DEBUG": "0",
@@ -157,6 +168,8 @@ def start_server(port: int, workers: int) -> subprocess.Popen:
         "API_RATE_LIMIT": "1000000/min",
         "LOG_LEVEL": "WARNING",
     }
+    if pg_options:
+        env["PGOPTIONS"] = pg_options  # libpq reads it: per-session PostgreSQL settings of the server's connections
     command = [
         str(Path(sys.executable).parent / "gunicorn"),
         "config.wsgi:application",
@@ -223,11 +236,48 @@ def post_batches(url: str, key: str, batches: list[bytes], threads: int) -> tupl
     return time.perf_counter() - started, latencies
 
 
-def measure(kind: str, url: str, key: str, batches: list[bytes], threads: int) -> PhaseResult:
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of one process, or 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_pids(server: subprocess.Popen) -> list[int]:
+    """The gunicorn master and workers (its process group) and the PostgreSQL backends of our database."""
+    pids = [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+    group = []
+    for pid in pids:
+        try:
+            if os.getpgid(pid) == server.pid:
+                group.append(pid)
+        except OSError:
+            continue
+    with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
+        backends = [
+            row[0]
+            for row in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ]
+    return group + backends
+
+
+def measure(kind: str, url: str, key: str, batches: list[bytes], threads: int, server: subprocess.Popen) -> PhaseResult:
+    before = {pid: _cpu_seconds(pid) for pid in server_pids(server)}
+    client_before = sum(os.times()[:2])
     seconds, latencies = post_batches(url, key, batches, threads)
+    client_cpu = sum(os.times()[:2]) - client_before
+    # Backends that started during the phase count from zero; those that ended are missed (workers keep theirs).
+    server_cpu = sum(_cpu_seconds(pid) - before.get(pid, 0.0) for pid in server_pids(server))
     ordered = sorted(latencies)
     records = len(batches) * BATCH
     return PhaseResult(
+        server_cpu_s=round(server_cpu, 2),
+        client_cpu_s=round(client_cpu, 2),
+        load_average=round(os.getloadavg()[0], 1),
         kind=kind,
         batches=len(batches),
         records=records,
@@ -282,6 +332,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers")
     parser.add_argument("--port", type=int, default=0, help="default: a free port")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--pg-options",
+        default="",
+        help='PostgreSQL settings for the server\'s sessions, e.g. "-c random_page_cost=1.1" (SSD-like costs)',
+    )
     args = parser.parse_args(argv)
 
     setup_django()
@@ -302,15 +357,15 @@ def main(argv: list[str] | None = None) -> int:
 
     port = args.port or free_port()
     base = f"http://127.0.0.1:{port}"
-    server = start_server(port, args.workers)
+    server = start_server(port, args.workers, args.pg_options)
     try:
         wait_until_ready(base, server)
         post_batches(f"{base}/api/v1/events/bulk/", key, warm_events, args.threads)
         post_batches(f"{base}/api/v1/orders/bulk/", key, warm_orders, args.threads)
         print("Measuring ...", flush=True)
         results = [
-            measure("events", f"{base}/api/v1/events/bulk/", key, events, args.threads),
-            measure("orders", f"{base}/api/v1/orders/bulk/", key, orders, args.threads),
+            measure("events", f"{base}/api/v1/events/bulk/", key, events, args.threads, server),
+            measure("orders", f"{base}/api/v1/orders/bulk/", key, orders, args.threads, server),
         ]
     finally:
         stop_server(server)
@@ -318,20 +373,25 @@ def main(argv: list[str] | None = None) -> int:
     host = machine()
     lines = [
         f"Bulk ingest on {args.contacts:,} contacts: gunicorn {args.workers} sync workers, {args.threads} client "
-        f"threads, batches of {BATCH:,} (orders of 3 items), figure upkeep included.",
+        f"threads, batches of {BATCH:,} (orders of 3 items), figure upkeep included; "
+        f"PostgreSQL session options: {args.pg_options or 'none (server defaults)'}.",
         "",
-        "| kind | batches | records | seconds | records/s | target | met | p50 batch ms | p95 batch ms | max ms |",
-        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+        "| kind | batches | records | seconds | records/s | target | met | p50 batch ms | p95 batch ms | max ms "
+        "| server CPU s | client CPU s | records/s on idle cores | load avg |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         lines.append(
             f"| {r.kind} | {r.batches} | {r.records:,} | {r.seconds} | {r.per_second:,} | {r.target:,} | "
-            f"{'yes' if r.met else 'NO'} | {r.p50_ms} | {r.p95_ms} | {r.max_ms} |"
+            f"{'yes' if r.met else 'NO'} | {r.p50_ms} | {r.p95_ms} | {r.max_ms} | {r.server_cpu_s} | "
+            f"{r.client_cpu_s} | {r.idle_capacity:,} | {r.load_average} |"
         )
     lines += [
         "",
         f"Machine: {host['cores']} cores ({host['cpu']}), {host['memory_gib']} GiB, PostgreSQL {host['postgresql']}, "
         f"Python {host['python']}; {host['note']}.",
+        "records/s on idle cores = records / (server + client CPU seconds) x cores: what the same work reaches "
+        "when nothing else runs on the machine (the measured records/s depend on the other load, see load avg).",
     ]
     print("\n".join(lines))
 
@@ -344,8 +404,9 @@ def main(argv: list[str] | None = None) -> int:
         "workspace_id": workspace_id,
         "workers": args.workers,
         "threads": args.threads,
+        "pg_options": args.pg_options,
         "batch": BATCH,
-        "results": [{**asdict(r), "met": r.met} for r in results],
+        "results": [{**asdict(r), "met": r.met, "idle_capacity": r.idle_capacity} for r in results],
         "machine": host,
     }
     path.write_text(json.dumps(payload, indent=2))
