@@ -50,7 +50,7 @@ null nor the empty string.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from django.db import connection
@@ -416,8 +416,12 @@ class Catalog:
         attribute_types: dict[str, str] | None = None,
         attribute_choices: dict[str, Iterable[str]] | None = None,
         custom_event_types: Iterable[str] = (),
+        attribute_lookup: Callable[[str], str | None] | None = None,
     ) -> None:
         self.workspace_id = workspace_id
+        # Types of attribute keys not listed above, looked up on first use (one query per key).
+        self._attribute_lookup = attribute_lookup
+        self._unknown_keys: set[str] = set()
         choices = attribute_choices or {}
         attributes = [
             attribute_field(key, type_, choices.get(key, ()))
@@ -431,10 +435,23 @@ class Catalog:
 
     def field(self, key: str) -> Field | None:
         """The field a definition names as `field`, or None when there is no such field."""
-        return self._fields.get(key)
+        found = self._fields.get(key)
+        if found is None and self._attribute_lookup is not None and key.startswith(ATTRIBUTE_PREFIX):
+            name = key[len(ATTRIBUTE_PREFIX) :]
+            if name not in self._unknown_keys and is_safe_key(name):
+                type_ = self._attribute_lookup(name)
+                if type_ is None:
+                    self._unknown_keys.add(name)
+                else:
+                    found = self._fields[key] = attribute_field(name, type_)
+        return found
 
     def fields(self) -> list[Field]:
-        """Every field in catalog order: contact details, computed figures, custom attributes."""
+        """Every field in catalog order: contact details, computed figures, custom attributes.
+
+        A catalog built with `discover_attributes=False` lists only the declared custom
+        attributes and those looked up so far.
+        """
         return list(self._fields.values())
 
     def order_filter(self, key: str) -> Field | None:
@@ -475,18 +492,33 @@ class Catalog:
         }
 
 
-def build_catalog(workspace: Workspace) -> Catalog:
-    """The catalog of `workspace`: queries its custom attribute keys and kinds and its event types."""
-    kinds = attribute_kinds(workspace.pk)
+def build_catalog(workspace: Workspace, *, discover_attributes: bool = True) -> Catalog:
+    """The catalog of `workspace`; queries its event types and custom attribute keys.
+
+    With `discover_attributes` (the wizard, the API schema) every attribute key of the
+    workspace's contacts is found and typed at once, which reads every contact. Without
+    it (validating and evaluating a definition) only declared keys are known up front
+    and any other key is typed on first use, reading that one key.
+    """
     declared = {k: v for k, v in (workspace.attribute_types or {}).items() if v in DECLARABLE_TYPES}
-    types = {key: infer_attribute_type(found) for key, found in kinds.items()}
-    types.update(declared)
+    types = dict(declared)
+    lookup = None
+    if discover_attributes:
+        types = {key: infer_attribute_type(found) for key, found in attribute_kinds(workspace.pk).items()}
+        types.update(declared)
+    else:
+
+        def lookup(key: str) -> str | None:
+            found = attribute_key_kinds(workspace.pk, key)
+            return infer_attribute_type(found) if found else None
+
     choice_keys = [key for key, type_ in types.items() if type_ == CHOICE and is_safe_key(key)]
     return Catalog(
         workspace_id=workspace.pk,
         attribute_types=types,
-        attribute_choices=attribute_string_values(workspace.pk, choice_keys),
+        attribute_choices=attribute_string_values(workspace.pk, choice_keys) if discover_attributes else None,
         custom_event_types=EventType.objects.filter(workspace=workspace).values_list("name", flat=True),
+        attribute_lookup=lookup,
     )
 
 
@@ -521,6 +553,36 @@ def attribute_kinds(workspace_id: int) -> dict[str, set[str]]:
         for key, kind in cursor.fetchall():
             found.setdefault(key, set()).add(kind)
     return found
+
+
+_KEY_KINDS_SQL = {
+    "postgresql": """
+        SELECT DISTINCT CASE WHEN c.attributes -> %(key)s = '""'::jsonb THEN 'empty'
+                             ELSE jsonb_typeof(c.attributes -> %(key)s) END
+        FROM contacts_contact c
+        WHERE c.workspace_id = %(workspace)s AND jsonb_typeof(c.attributes) = 'object' AND c.attributes ? %(key)s
+    """,
+    "sqlite": """
+        SELECT DISTINCT CASE json_type(c.attributes, %(path)s)
+                 WHEN 'text' THEN CASE WHEN json_extract(c.attributes, %(path)s) = '' THEN 'empty' ELSE 'string' END
+                 WHEN 'integer' THEN 'number' WHEN 'real' THEN 'number'
+                 WHEN 'true' THEN 'boolean' WHEN 'false' THEN 'boolean'
+                 ELSE json_type(c.attributes, %(path)s) END
+        FROM contacts_contact c
+        WHERE c.workspace_id = %(workspace)s AND json_type(c.attributes) = 'object'
+          AND json_type(c.attributes, %(path)s) IS NOT NULL
+    """,
+}
+
+
+def attribute_key_kinds(workspace_id: int, key: str) -> set[str]:
+    """The JSON kinds stored under one attribute key in the workspace (empty when no contact has it)."""
+    sql = _KEY_KINDS_SQL.get(connection.vendor)
+    if sql is None:
+        raise NotImplementedError(f"custom attributes are not supported on {connection.vendor}")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"key": key, "path": json_path(key), "workspace": workspace_id})
+        return {row[0] for row in cursor.fetchall()}
 
 
 MAX_DISCOVERED_CHOICES = 200

@@ -72,6 +72,7 @@ from . import catalog as cat
 from .catalog import Catalog, Field
 from .definition import (
     AttributeCondition,
+    Condition,
     EventCondition,
     Filter,
     Group,
@@ -936,3 +937,15 @@ def measure_figures(cond: OrdersCondition | EventCondition, *, catalog: Catalog,
             count=Count("pk"), first_at=Min("occurred_at"), last_at=Max("occurred_at")
         )
     raise CompileError(f"{type(cond).__name__} has no measure")
+
+
+def compile_node(
+    node: Group | Condition, *, catalog: Catalog, now: datetime, resolve_segment: Callable[[int], Group]
+) -> Q:
+    """Compile one node (a nested group or a single condition) to a two-valued `Q` over `Contact`.
+
+    For explaining a segment condition by condition: `contacts.filter(compile_node(...))`
+    tells which contacts pass that node, and its negation which fail it.
+    """
+    compiler = _Compiler(catalog, now, resolve_segment)
+    return _q(compiler.group(node) if isinstance(node, Group) else compiler.node(node))

@@ -886,7 +886,7 @@ def validate_definition(data: Any, *, workspace, segment_id: int | None = None) 
     try:
         parse_definition(
             data,
-            catalog=build_catalog(workspace),
+            catalog=build_catalog(workspace, discover_attributes=False),
             segments=WorkspaceSegments(workspace.pk),
             segment_id=segment_id,
         )

@@ -39,7 +39,7 @@ def segment_contacts(
     ...     {"type": "tag", "op": "has_any", "value": ["vip"]}]}).count()
     42
     """
-    catalog = build_catalog(workspace)
+    catalog = build_catalog(workspace, discover_attributes=False)
     segments = WorkspaceSegments(workspace.pk)
     if isinstance(definition, Group):
         group = definition

@@ -415,7 +415,10 @@ def time_range(draw, world: GeneratedWorld) -> list:
         unit = draw(st.sampled_from(UNITS))
         low, high = sorted([draw(st.integers(1, 8)), draw(st.integers(1, 8))], reverse=True)
         return [{"ago": low, "unit": unit}, {"ago": high, "unit": unit}]
-    return [draw(time_value(world)), draw(time_value(world))]
+    # One fixed and one relative time: their order depends on now, so validation accepts
+    # either order and a reversed span simply matches nothing.
+    pair = [draw(exact_time(world)), draw(offset(world).map(lambda p: {"ago": p[0], "unit": p[1]}))]
+    return pair if draw(st.booleans()) else pair[::-1]
 
 
 @st.composite

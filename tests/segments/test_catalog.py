@@ -145,3 +145,18 @@ def test_widgets_and_json_for_the_wizard():
         "widget": "text",
         "description": "",
     }
+
+
+def test_a_lazy_catalog_types_keys_on_first_use(workspace):
+    workspace.attribute_types = {"tier": "choice"}
+    workspace.save()
+    make_contact(workspace, attributes={"score": 3, "plan": "gold", "flag": False, "nothing": None})
+    make_contact(workspace, attributes={"score": "", "flag": True})
+    catalog = build_catalog(workspace, discover_attributes=False)
+    assert [f.key for f in catalog.fields() if f.key.startswith("attributes.")] == ["attributes.tier"]
+    assert catalog.field("attributes.score").type == "number"
+    assert catalog.field("attributes.plan").type == "text"
+    assert catalog.field("attributes.flag").type == "boolean"
+    assert catalog.field("attributes.nothing").type == "text"
+    assert catalog.field("attributes.missing") is None
+    assert catalog.field('attributes.a"b') is None

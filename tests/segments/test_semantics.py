@@ -444,3 +444,21 @@ def test_contacts_are_never_multiplied_by_joins(workspace):
     from segments_app.selectors import segment_contacts
 
     assert segment_contacts(workspace=workspace, definition=definition, now=NOW).count() == 1
+
+
+def test_compile_node_tells_who_passes_each_condition(workspace):
+    from contacts.models import Contact
+    from segments_app.compiler import compile_node
+
+    make_contact(workspace, external_id="pl", country="PL")
+    make_contact(workspace, external_id="bare")
+    catalog = build_catalog(workspace)
+    group = parse_definition(ALL(attr("country", "eq", "PL"), ANY(attr("city", "is_set"))), catalog=catalog)
+    contacts = Contact.objects.filter(workspace=workspace)
+
+    def passing(node):
+        q = compile_node(node, catalog=catalog, now=NOW, resolve_segment=lambda i: None)
+        return set(contacts.filter(q).values_list("external_id", flat=True))
+
+    assert passing(group.conditions[0]) == {"pl"}
+    assert passing(group.conditions[1]) == set()
