@@ -10,6 +10,8 @@ from django.utils.html import format_html
 from config.admin_paging import LargeTablePaginator
 from segments_app.membership import schedule_recompute
 from segments_app.models import (
+    RealtimeQueueEntry,
+    RealtimeState,
     Segment,
     SegmentChange,
     SegmentMember,
@@ -135,3 +137,25 @@ class WebhookDeliveryAdmin(LargeTableAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return request.method in {"GET", "HEAD"}  # the detail page is for reading the error
+
+
+@admin.register(WebhookCursor)
+class WebhookCursorAdmin(LargeTableAdmin):
+    list_display = ["endpoint", "segment", "last_change_id", "failures", "next_attempt_at"]
+    list_filter = ["endpoint__workspace", "endpoint"]
+    list_select_related = ["endpoint", "segment"]
+
+
+# --- real-time queue (segments_app.realtime): what is waiting, for operators --------------------------
+
+
+@admin.register(RealtimeQueueEntry)
+class RealtimeQueueEntryAdmin(LargeTableAdmin):
+    list_display = ["id", "workspace", "contact_id", "kinds", "queued_at"]
+    list_filter = ["workspace"]
+    search_fields = ["=contact_id"]
+
+
+@admin.register(RealtimeState)
+class RealtimeStateAdmin(LargeTableAdmin):
+    list_display = ["workspace", "task_pending", "enqueued_at"]

@@ -78,15 +78,26 @@ class SegmentSnapshot(models.Model):
 
 
 class SegmentChange(models.Model):
-    """One contact entering or leaving a segment; the id is the feed's cursor."""
+    """One contact entering or leaving a segment; the id is the feed's cursor.
+
+    The log is append-only and written in bulk (a first computation of a large segment adds hundreds of
+    thousands of rows), so its references are not checked row by row by the database
+    (`db_constraint=False`: PostgreSQL's per-row foreign-key checks cost more than the insert itself).
+    They are still foreign keys for Django: deleting a contact, snapshot or segment deletes its changes,
+    as before. The (segment, id) index serves the feed and the segment's cascade.
+    """
 
     class Kind(models.TextChoices):
         ENTERED = "entered"
         EXITED = "exited"
 
-    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="changes")
-    snapshot = models.ForeignKey(SegmentSnapshot, on_delete=models.CASCADE, related_name="changes")
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="segment_changes")
+    segment = models.ForeignKey(
+        Segment, on_delete=models.CASCADE, related_name="changes", db_constraint=False, db_index=False
+    )
+    snapshot = models.ForeignKey(
+        SegmentSnapshot, on_delete=models.CASCADE, related_name="changes", db_constraint=False
+    )
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="segment_changes", db_constraint=False)
     change = models.CharField(max_length=7, choices=Kind.choices)
     at = models.DateTimeField(default=timezone.now)
 

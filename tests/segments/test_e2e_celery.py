@@ -148,10 +148,16 @@ def tasks_to_broker(redis_db) -> Iterator[None]:
     """Make this process send tasks to Redis (as the web app does) instead of running them in-process."""
     from config.celery import app
 
+    def configure(**conf) -> None:
+        app.conf.update(**conf)
+        # Even eager calls open a producer pool on the configured broker: start over on the new one.
+        app.amqp._producer_pool = None
+        app._pool = None
+
     before = {"task_always_eager": app.conf.task_always_eager, "broker_url": app.conf.broker_url}
-    app.conf.update(task_always_eager=False, broker_url=REDIS_URL)
+    configure(task_always_eager=False, broker_url=REDIS_URL)
     yield
-    app.conf.update(**before)  # the producer pool stays: the next test sends to the same broker
+    configure(**before)
 
 
 def wait_for(check: Callable[[], object], *, timeout: float, what: str, logs: Processes | None = None):
@@ -229,14 +235,14 @@ def test_beat_worker_and_api_keep_a_segment_current(api, workspace, processes, t
         assert response.status_code == 200, response.content
         feed = wait_for(
             lambda: api.get(f"/api/v1/segments/{segment.pk}/changes/").json()["results"],
-            timeout=30, what="the entry in the change feed", logs=processes,
+            timeout=60, what="the entry in the change feed", logs=processes,
         )
         assert [(c["contact"], c["change"]) for c in feed] == [("c-1", "entered")]
         snapshots = api.get(f"/api/v1/segments/{segment.pk}/snapshots/").json()["results"]
         assert [(s["trigger"], s["size"], s["entered"]) for s in snapshots][0] == ("real_time", 1, 1)
 
         # The worker POSTed the entry to the endpoint, signed.
-        wait_for(lambda: received, timeout=30, what="the webhook delivery", logs=processes)
+        wait_for(lambda: received, timeout=60, what="the webhook delivery", logs=processes)
         assert [(c["contact"], c["change"], c["cursor"]) for c in received[0]["changes"]] == [
             ("c-1", "entered", feed[0]["cursor"])
         ]
@@ -288,7 +294,7 @@ def test_a_worker_killed_midway_leaves_the_old_membership_until_the_task_runs_ag
         worker = processes.worker()
         recompute_segment_task.delay(segment.pk, "manual")
         sent_at = time.monotonic()
-        backend = wait_for(sleeping_backend, timeout=30, what="the recompute to be midway", logs=processes)
+        backend = wait_for(sleeping_backend, timeout=60, what="the recompute to be midway", logs=processes)
         # Midway: the diff is written inside the worker's open transaction; readers still see the old state.
         assert members(segment) == {"a", "b", "c"}
 
