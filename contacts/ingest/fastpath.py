@@ -10,7 +10,8 @@ Both forms run in the caller's transaction and are covered by the same tests.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 
@@ -24,10 +25,13 @@ def _postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
-def _cursor() -> psycopg.Cursor:
+@contextmanager
+def _cursor() -> Iterator[psycopg.Cursor]:
     connection.ensure_connection()
     # Django's own cursors bind client-side; a plain psycopg cursor binds on the server, arrays included.
-    return psycopg.Cursor(connection.connection)
+    # Errors are wrapped like Django's (OperationalError, IntegrityError, ...) so callers see one kind.
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        yield cursor
 
 
 def _table(model: type) -> str:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
+from django.db import OperationalError
 
 from contacts.ingest import ingest_contacts
+from contacts.ingest.common import in_one_transaction
 from contacts.models import Contact, ContactStats, Tag
 
 URL = "/api/v1/contacts/bulk/"
@@ -165,3 +167,29 @@ def test_segments_hear_about_the_change_after_commit(workspace, monkeypatch):
     assert calls == [
         {"workspace_id": workspace.pk, "contact_ids": result.contact_ids, "data_kinds": {"contact", "tags"}}
     ]
+
+
+class _Deadlock(Exception):
+    sqlstate = "40P01"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_write_that_hits_a_deadlock_is_retried_in_a_fresh_transaction():
+    attempts = []
+
+    def write():
+        attempts.append(len(attempts))
+        if len(attempts) == 1:
+            raise OperationalError("deadlock detected") from _Deadlock()
+        return "written"
+
+    assert in_one_transaction(write) == "written"
+    assert attempts == [0, 1]
+
+
+def test_inside_a_callers_transaction_a_deadlock_is_not_retried(db):
+    def write():
+        raise OperationalError("deadlock detected") from _Deadlock()
+
+    with pytest.raises(OperationalError):
+        in_one_transaction(write)
