@@ -12,6 +12,7 @@ again.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -62,11 +63,15 @@ def release_stuck_segments(*, now: datetime | None = None) -> list[int]:
     return released
 
 
-def due_segments(*, now: datetime | None = None) -> list[Segment]:
-    """Segments whose refresh interval has elapsed and that may be tried now, oldest computation first."""
+def due_segments(*, now: datetime | None = None, segment_ids: Collection[int] | None = None) -> list[Segment]:
+    """Segments whose refresh interval has elapsed and that may be tried now, oldest computation first.
+
+    `segment_ids` restricts the choice (a benchmark sharing a database with other people's segments).
+    """
     now = now or timezone.now()
+    segments = Segment.objects.all() if segment_ids is None else Segment.objects.filter(pk__in=list(segment_ids))
     candidates = (
-        Segment.objects.filter(refresh_minutes__gt=0)
+        segments.filter(refresh_minutes__gt=0)
         .exclude(status=Segment.Status.COMPUTING)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         .only("pk", "computed_at", "refresh_minutes", "status")
@@ -90,11 +95,13 @@ def claim_segment(segment: Segment, *, now: datetime) -> bool:
     return claimed == 1
 
 
-def dispatch_due_segments(*, now: datetime | None = None) -> DispatchResult:
+def dispatch_due_segments(
+    *, now: datetime | None = None, segment_ids: Collection[int] | None = None
+) -> DispatchResult:
     """Release stuck segments, then claim and enqueue every due one (trigger "schedule")."""
     now = now or timezone.now()
     result = DispatchResult(released=release_stuck_segments(now=now))
-    for segment in due_segments(now=now):
+    for segment in due_segments(now=now, segment_ids=segment_ids):
         if claim_segment(segment, now=now):
             result.enqueued.append(segment.pk)
     for segment_id in result.enqueued:
