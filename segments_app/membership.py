@@ -188,12 +188,17 @@ def failure_backoff(error_count: int) -> timedelta:
 
 
 def is_due(segment: Segment, *, now: datetime) -> bool:
-    """Whether the segment's refresh interval has elapsed (never for on-demand segments)."""
+    """Whether the segment's refresh interval will have elapsed by the dispatcher's next tick.
+
+    One tick early, so that two evaluations of a segment are at most `refresh_minutes` apart (plus the
+    time its task waits in the queue), not `refresh_minutes` plus a tick. Never for on-demand segments.
+    """
     if segment.refresh_minutes == 0:
         return False
     if segment.computed_at is None:
         return True
-    return segment.computed_at + timedelta(minutes=segment.refresh_minutes) <= now
+    tick = timedelta(seconds=settings.SEGMENT_DISPATCH_INTERVAL_S)
+    return segment.computed_at + timedelta(minutes=segment.refresh_minutes) <= now + tick
 
 
 def run_recompute(*, segment_id: int, trigger: str) -> SegmentSnapshot | None:

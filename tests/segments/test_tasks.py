@@ -61,6 +61,14 @@ def test_dispatcher_enqueues_due_segments_oldest_first(workspace, enqueued, djan
     assert recent.pk not in result.enqueued
 
 
+def test_a_segment_is_due_one_dispatcher_tick_before_its_interval_ends(workspace, settings):
+    settings.SEGMENT_DISPATCH_INTERVAL_S = 60
+    almost = make_segment(workspace, "almost", computed_minutes_ago=14.5)  # due before the next tick
+    make_segment(workspace, "later", computed_minutes_ago=13.5)
+
+    assert [s.pk for s in dispatch.due_segments()] == [almost.pk]
+
+
 def test_a_segment_is_never_dispatched_twice(workspace, enqueued, django_capture_on_commit_callbacks):
     segment = make_segment(workspace, "old", computed_minutes_ago=600)
 
