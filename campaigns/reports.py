@@ -240,7 +240,7 @@ def segment_health(
                 )
         size = sizes.get(segment_id)
         if size is not None and size < MIN_MEMBERS:
-            warnings[segment_id].append(f"only {size} members (fewer than {MIN_MEMBERS})")
+            warnings[segment_id].append(f"only {size} member{'' if size == 1 else 's'} (fewer than {MIN_MEMBERS})")
     return warnings
 
 

@@ -188,11 +188,12 @@ def segment_overlap(segment_ids: Sequence[int]) -> dict[tuple[int, int], int]:
     return {(a, b): found.get((a, b), 0) for i, a in enumerate(ids) for b in ids[i + 1 :]}
 
 
-def audience_preview(*, workspace: Workspace, data: dict) -> dict:
+def audience_preview(*, workspace: Workspace, data: dict, campaign_id: int = 0) -> dict:
     """Counts and overlap for parsed preview input (`segments`, `exclude_segments`, `channel`, `holdout_percent`).
 
     Segment ids outside the workspace are CampaignInvalid with located errors. Priority follows the order
-    of `segments`.
+    of `segments`. The holdout hash is keyed by `campaign_id`: a campaign not saved yet (0) gets a control
+    group of the same expected size, not the same contacts.
     """
     targets = list(data.get("segments", []))
     exclusions = list(data.get("exclude_segments", []))
@@ -211,6 +212,7 @@ def audience_preview(*, workspace: Workspace, data: dict) -> dict:
         exclusions=tuple(sorted(set(exclusions))),
         channel=data.get("channel") or Channel.EMAIL,
         holdout_percent=data.get("holdout_percent") or Decimal("0"),
+        campaign_id=campaign_id,
     )
     counts = audience_counts(spec)
     return {

@@ -172,15 +172,22 @@ def campaign_edit(request: HttpRequest, campaign_id: int) -> HttpResponse:
 @workspace_view()
 def audience_preview(request: HttpRequest) -> HttpResponse:
     """The form's live panel: who the chosen segments reach after exclusions, suppression and holdout."""
-    values = form_data(request.POST if request.method == "POST" else request.GET)
-    context: dict[str, Any] = {"targets": values["segments"]}
+    query = request.POST if request.method == "POST" else request.GET
+    values = form_data(query)
+    # Editing a saved campaign: its own holdout draw; a new one only has the expected control size.
+    campaign_id = int(query["campaign"]) if query.get("campaign", "").isdigit() else 0
+    if campaign_id and selectors.get_campaign(workspace=request.workspace, campaign_id=campaign_id) is None:
+        campaign_id = 0
+    context: dict[str, Any] = {"targets": values["segments"], "exact_holdout": bool(campaign_id)}
     if values["segments"]:
         data, errors = _parse(
             PreviewIn, {k: values[k] for k in ("segments", "exclude_segments", "channel", "holdout_percent")}
         )
         if not errors:
             try:
-                context["preview"] = selectors.audience_preview(workspace=request.workspace, data=data)
+                context["preview"] = selectors.audience_preview(
+                    workspace=request.workspace, data=data, campaign_id=campaign_id
+                )
             except CampaignInvalid as exc:
                 errors = exc.errors
         context["errors"] = errors

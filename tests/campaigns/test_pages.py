@@ -134,3 +134,17 @@ def test_another_workspaces_campaign_is_404(other_workspace, workspace, segments
 def test_pages_need_a_sign_in(client):
     response = client.get("/campaigns/")
     assert response.status_code == 302 and response["Location"].startswith("/login/")
+
+
+def test_the_edit_pages_preview_draws_the_campaigns_own_control_group(editor, workspace):
+    people(workspace, 80, tags=["all"])
+    everyone = make_segment(workspace, "all")
+    campaign = email_campaign(workspace, [everyone], holdout_percent=30)
+    fields = {"segments": [everyone.pk], "holdout_percent": "30", "campaign": str(campaign.pk)}
+
+    preview = editor.post("/campaigns/preview/", fields).content.decode()
+    editor.post(f"/campaigns/{campaign.pk}/send/")
+
+    control = campaign.recipients.filter(is_control=True).count()
+    assert f'<th scope="row">− control group (holdout)</th><td class="num">{control}</td>' in preview
+    assert "its size may differ" not in preview
