@@ -23,6 +23,8 @@ from campaigns.serializers import (
     AutomationOut,
     AutomationPatch,
     AutomationSendOut,
+    AutomationSendsPageOut,
+    AutomationsPageOut,
     CampaignCreatedOut,
     CampaignIn,
     CampaignOut,
@@ -259,18 +261,6 @@ def _automation(request: Request, automation_id: int) -> Automation:
     if automation is None:
         raise Http404
     return automation
-
-
-class AutomationsPageOut(serializers.Serializer):
-    results = AutomationOut(many=True)
-    next = serializers.URLField(allow_null=True)
-    next_cursor = serializers.CharField(allow_null=True)
-
-
-class AutomationSendsPageOut(serializers.Serializer):
-    results = AutomationSendOut(many=True)
-    next = serializers.URLField(allow_null=True)
-    next_cursor = serializers.CharField(allow_null=True)
 
 
 class AutomationListApi(APIView):

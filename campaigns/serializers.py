@@ -18,6 +18,16 @@ from campaigns.selectors import delivery_progress
 from segments_app.membership_api import HTTP_URL
 
 
+def page_of(name: str, item: type[serializers.Serializer]) -> type[serializers.Serializer]:
+    """The shape of a paginated list of `item`: {"results": [...], "next", "next_cursor"}."""
+    fields = {
+        "results": item(many=True),
+        "next": serializers.URLField(allow_null=True),
+        "next_cursor": serializers.CharField(allow_null=True),
+    }
+    return type(name, (serializers.Serializer,), fields)
+
+
 class StrictSerializer(serializers.Serializer):
     """Refuses keys it does not know, each with its own located error."""
 
@@ -216,16 +226,10 @@ class RecipientOut(serializers.ModelSerializer):
         fields = ["id", "contact", "email", "segment", "is_control", "status", "sent_at", "attempts", "last_error"]
 
 
-class RecipientsPageOut(serializers.Serializer):
-    results = RecipientOut(many=True)
-    next = serializers.URLField(allow_null=True)
-    next_cursor = serializers.CharField(allow_null=True)
+RecipientsPageOut = page_of("RecipientsPageOut", RecipientOut)
 
 
-class CampaignsPageOut(serializers.Serializer):
-    results = CampaignOut(many=True)
-    next = serializers.URLField(allow_null=True)
-    next_cursor = serializers.CharField(allow_null=True)
+CampaignsPageOut = page_of("CampaignsPageOut", CampaignOut)
 
 
 class LiftOut(serializers.Serializer):
@@ -378,3 +382,7 @@ class AutomationSendOut(serializers.ModelSerializer):
     class Meta:
         model = AutomationSend
         fields = ["id", "contact", "change_id", "triggered_at", "status", "sent_at", "attempts", "last_error"]
+
+
+AutomationsPageOut = page_of("AutomationsPageOut", AutomationOut)
+AutomationSendsPageOut = page_of("AutomationSendsPageOut", AutomationSendOut)
