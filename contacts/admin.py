@@ -194,6 +194,15 @@ class OrderAdmin(LargeTableAdmin):
     inlines = [OrderItemInline]
 
 
+@admin.register(OrderItem)
+class OrderItemAdmin(LargeTableAdmin):
+    list_display = ["order", "product", "quantity", "unit_price"]
+    list_filter = ["order__workspace", "product__category"]
+    search_fields = ["=order__external_id", "=product__sku"]
+    list_select_related = ["order", "product"]
+    raw_id_fields = ["order", "product"]
+
+
 @admin.register(Event)
 class EventAdmin(LargeTableAdmin):
     list_display = ["type", "contact", "occurred_at", "device", "campaign", "url"]
