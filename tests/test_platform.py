@@ -95,3 +95,11 @@ def test_compose_sets_every_variable_the_readme_table_requires(compose, readme):
         assert variable in environment
         assert re.search(rf"^\| `{variable}` \|", readme, re.MULTILINE), f"{variable} missing from README table"
     assert environment["DEBUG"] == "0"
+
+
+def test_every_environment_variable_the_settings_read_is_in_the_readme_table(readme):
+    settings_source = (ROOT / "config" / "settings.py").read_text()
+    read = set(re.findall(r'(?:env_bool|env_int|env_list|os\.environ\.get)\(\s*"([A-Z_]+)"', settings_source))
+    table = "\n".join(line for line in readme.splitlines() if line.startswith("| `"))
+    missing = sorted(name for name in read if f"`{name}`" not in table)
+    assert missing == []
