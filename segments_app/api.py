@@ -107,9 +107,7 @@ def _segment(request: Request, segment_id: int) -> Segment:
 
 
 def _segment_json(request: Request, segments: list[Segment]) -> list[dict]:
-    summaries = selectors.segment_summaries(
-        workspace=request.workspace, segments=segments, catalog=workspace_catalog(request.workspace)
-    )
+    summaries = selectors.segment_summaries(workspace=request.workspace, segments=segments)
     return SegmentOut(segments, many=True, context={"summaries": summaries}).data
 
 

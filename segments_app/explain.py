@@ -25,7 +25,7 @@ from django.utils import timezone
 from contacts.models import Contact, ContactStats, Workspace
 
 from . import catalog as cat
-from .compiler import ISO_DATETIME_PATTERN, compile_definition, measure_figures
+from .compiler import ISO_DATETIME_PATTERN, compile_definition, compile_node, measure_figures
 from .definition import (
     AttributeCondition,
     EventCondition,
@@ -59,7 +59,7 @@ def explain_contact(
     return {
         "segment": {"id": segment.pk, "name": segment.name},
         "contact": {"external_id": contact.external_id, "email": contact.email},
-        "member": explainer.holds(valid.group),
+        "member": explainer.holds(valid.group, top=True),
         "evaluated_at": now.isoformat().replace("+00:00", "Z"),
         "summary": explainer.describe.summary(valid.group),
         "match": valid.group.match,
@@ -96,12 +96,13 @@ class _Explainer:
 
     # -- deciding
 
-    def holds(self, node: Any) -> bool:
-        """The compiler's answer for this contact: the node compiled on its own and restricted to the contact."""
-        group = node if isinstance(node, Group) else Group(match="all", conditions=(node,))
-        condition = compile_definition(
-            group, catalog=self.catalog, now=self.now, resolve_segment=self.valid.segments.resolve
-        )
+    def holds(self, node: Any, *, top: bool = False) -> bool:
+        """The compiler's answer for this contact: the node compiled on its own and restricted to the contact.
+
+        `top`: the whole definition (where an empty group means every contact).
+        """
+        compile_ = compile_definition if top else compile_node
+        condition = compile_(node, catalog=self.catalog, now=self.now, resolve_segment=self.valid.segments.resolve)
         return Contact.objects.filter(pk=self.contact.pk, workspace=self.workspace).filter(condition).exists()
 
     def node(self, node: Any, path: str) -> dict[str, Any]:

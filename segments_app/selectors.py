@@ -169,7 +169,7 @@ def segment_summaries(
     segments = list(segments)
     if not segments:
         return {}
-    catalog = catalog or build_catalog(workspace)
+    catalog = catalog or build_catalog(workspace, discover_attributes=False)
     resolver = WorkspaceSegments(workspace.pk)
     parsed: dict[int, Group | DefinitionError] = {}
     for segment in segments:

@@ -6,9 +6,6 @@ errors (`SegmentInvalid`), each path from the root of the request: `name`, `refr
 nothing. (The REST API shows definition errors from the definition's own root, as the definition
 contract does: `conditions[1].value`.)
 
-Definitions are checked with the workspace's cached field catalog (`membership.workspace_catalog`); a
-definition it refuses is checked again with a freshly built catalog, so a custom attribute or event type
-that appeared a moment ago is never refused.
 
 Names are required, at most 200 characters after trimming surrounding whitespace, and unique within a
 workspace ignoring case ("VIP buyers" and "vip buyers" cannot both exist), so that a name identifies a
@@ -32,10 +29,9 @@ from django.utils import timezone
 
 from contacts.models import Contact, Workspace
 
-from .catalog import Catalog
+from .catalog import Catalog, build_catalog
 from .definition import DefinitionError, Group, WorkspaceSegments, parse_definition
 from .guards import statement_timeout
-from .membership import workspace_catalog
 from .models import Segment, SegmentSnapshot
 from .selectors import compiled_contacts, referenced_segment_ids, segment_names, segment_users
 from .summary import summarize
@@ -94,36 +90,12 @@ def check_definition(definition: Any, *, workspace: Workspace, segment_id: int |
     """Validate a definition for the workspace; raises `DefinitionError` with every located error.
 
     Paths are from the definition's root (`conditions[1].value`). `segment_id` is the segment being
-    edited: a reference back to it, directly or through others, is a cycle.
+    edited: a reference back to it, directly or through others, is a cycle. The catalog is built fresh
+    without scanning every contact's attributes: a custom attribute is typed when a definition names it.
     """
-    catalog = workspace_catalog(workspace)
-    try:
-        return _parse_with(catalog, definition, workspace=workspace, segment_id=segment_id)
-    except DefinitionError:
-        # The cached catalog may not know a custom attribute or event type that arrived since it was built.
-        # Rebuilding it scans every contact's attributes, so only when such a name is involved.
-        if not _names_workspace_data(definition, catalog):
-            raise
-        fresh = workspace_catalog(workspace, fresh=True)
-        return _parse_with(fresh, definition, workspace=workspace, segment_id=segment_id)
-
-
-def _names_workspace_data(definition: Any, catalog: Catalog) -> bool:
-    """Whether a raw definition names a custom attribute or an event type the catalog does not list."""
-    known_events = set(catalog.event_types())
-    stack = [definition]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            field, event = node.get("field"), node.get("event")
-            if isinstance(field, str) and field.startswith("attributes."):
-                return True
-            if isinstance(event, str) and event != "any" and event not in known_events:
-                return True
-            stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
-        elif isinstance(node, list):
-            stack.extend(node)
-    return False
+    return _parse_with(
+        build_catalog(workspace, discover_attributes=False), definition, workspace=workspace, segment_id=segment_id
+    )
 
 
 def _parse_with(catalog: Catalog, definition: Any, *, workspace: Workspace, segment_id: int | None) -> ValidDefinition:

@@ -487,9 +487,9 @@ def summarize(
     if catalog is None:
         if workspace is None:
             raise ValueError("summarize needs a catalog or a workspace")
-        from .membership import workspace_catalog
+        from .catalog import build_catalog
 
-        catalog = workspace_catalog(workspace)
+        catalog = build_catalog(workspace, discover_attributes=False)
     if currency is None:
         currency = workspace.currency if workspace is not None else "EUR"
     if isinstance(definition, Group):

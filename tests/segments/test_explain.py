@@ -114,6 +114,17 @@ def test_none_groups_hold_when_no_node_holds(workspace):
     assert result["holds"] is False and result["member"] is False
 
 
+def test_an_empty_definition_has_every_contact(workspace):
+    make_contact(workspace, external_id="ann")
+    result = explain(workspace, saved(workspace, ALL()), "ann")
+    assert (result["member"], result["holds"], result["conditions"], result["summary"]) == (
+        True,
+        True,
+        [],
+        "All contacts",
+    )
+
+
 def test_missing_values_are_null_and_said_missing(workspace):
     make_contact(workspace, external_id="erin")
     definition = ALL(attr("country", "ne", "PL"), attr("last_order_at", "not_in_last", {"last": 90, "unit": "days"}))
