@@ -115,10 +115,12 @@ def refresh_contact_stats(
             kinds = ALL_KINDS  # a row that was missing has never been computed
         figures_sql, params, columns = _figures(scope, kinds=kinds, workspace=workspace, now=now)
         assignments = ", ".join(f"{column} = figures.{column}" for column in columns)
+        # The scope again on the target, so that its rows are found by primary key whatever the statistics say.
+        target_sql, target_params = scope.where(_STATS)
         _execute(
             f"UPDATE {_STATS} SET {assignments} FROM ({figures_sql}) figures"
-            f" WHERE {_STATS}.contact_id = figures.contact_id",
-            params,
+            f" WHERE {_STATS}.contact_id = figures.contact_id AND {target_sql}",
+            [*params, *target_params],
         )
 
 
@@ -406,12 +408,15 @@ def _figures(
             for column in ("rfm_recency", "rfm_frequency", "rfm_monetary", "rfm_segment")
         ]
     if events:
-        event_sql, event_params = _events_cte(scope)
+        # One pass over the contacts' events; cart and engagement come with it.
+        event_sql, event_params = _events_cte(scope, workspace=workspace, now=now, last_order_from_aggregate=orders)
         ctes.append(("events_agg", event_sql, event_params))
         figures += [
             ("last_seen_at", "events_agg.last_seen", []),
             ("last_email_open_at", "events_agg.last_open", []),
             ("last_email_click_at", "events_agg.last_click", []),
+            ("cart_open_since", "events_agg.cart_since", []),
+            ("engagement_score", _capped_points("events_agg.points"), []),
             (
                 "preferred_device",
                 "CASE WHEN events_agg.on_mobile = 1 AND events_agg.on_desktop = 1 THEN %s"
@@ -424,14 +429,15 @@ def _figures(
                 ],
             ),
         ]
-    if orders or events:
-        cart_sql, cart_params = _cart_cte(scope, last_order_from_aggregate=orders)
-        ctes.append(("cart", cart_sql, cart_params))
-        figures.append(("cart_open_since", "cart.since", []))
-
-    engagement_sql, engagement_params = _engagement_cte(scope, workspace=workspace, now=now)
-    ctes.append(("engagement", engagement_sql, engagement_params))
-    figures.append(("engagement_score", _capped_points("engagement.points"), []))
+    else:
+        # Events unchanged: the cart only if the last order may have moved; engagement for the clock.
+        if orders:
+            cart_sql, cart_params = _cart_cte(scope)
+            ctes.append(("cart", cart_sql, cart_params))
+            figures.append(("cart_open_since", "cart.since", []))
+        engagement_sql, engagement_params = _engagement_cte(scope, workspace=workspace, now=now)
+        ctes.append(("engagement", engagement_sql, engagement_params))
+        figures.append(("engagement_score", _capped_points("engagement.points"), []))
     order_figures = _Orders.aggregated() if orders else _Orders.stored("scope")
     stage_sql, stage_params = _lifecycle_sql(order_figures, workspace=workspace, now=now)
     tier_sql, tier_params = _loyalty_sql(order_figures, workspace=workspace)
@@ -502,8 +508,12 @@ def _top_by_spend(column: str) -> str:
     """
 
 
-def _events_cte(scope: _Scope) -> tuple[str, list]:
+def _events_cte(
+    scope: _Scope, *, workspace: Workspace, now: datetime, last_order_from_aggregate: bool
+) -> tuple[str, list]:
     where, params = scope.where("e")
+    last_join, last_at = _last_order(last_order_from_aggregate)
+    points_sql, points_params = _points(workspace, now)
     mobile = ", ".join(["%s"] * len(MOBILE_DEVICES))
     desktop = ", ".join(["%s"] * len(DESKTOP_DEVICES))
     sql = f"""
@@ -512,21 +522,29 @@ def _events_cte(scope: _Scope) -> tuple[str, list]:
                MAX(CASE WHEN e.type = %s THEN e.occurred_at END) AS last_open,
                MAX(CASE WHEN e.type = %s THEN e.occurred_at END) AS last_click,
                MAX(CASE WHEN e.device IN ({mobile}) THEN 1 ELSE 0 END) AS on_mobile,
-               MAX(CASE WHEN e.device IN ({desktop}) THEN 1 ELSE 0 END) AS on_desktop
-        FROM {_EVENT} e WHERE {where}
+               MAX(CASE WHEN e.device IN ({desktop}) THEN 1 ELSE 0 END) AS on_desktop,
+               MIN(CASE WHEN e.type = %s AND ({last_at} IS NULL OR e.occurred_at > {last_at})
+                        THEN e.occurred_at END) AS cart_since,
+               SUM({points_sql}) AS points
+        FROM {_EVENT} e {last_join}
+        WHERE {where}
         GROUP BY e.contact_id
     """
-    return sql, ["email_open", "email_click", *MOBILE_DEVICES, *DESKTOP_DEVICES, *params]
+    return sql, [
+        "email_open",
+        "email_click",
+        *MOBILE_DEVICES,
+        *DESKTOP_DEVICES,
+        "cart_add",
+        *points_params,
+        *params,
+    ]
 
 
-def _cart_cte(scope: _Scope, *, last_order_from_aggregate: bool) -> tuple[str, list]:
-    """First cart_add after the last order; the last order comes from this statement's
-    aggregate when orders changed, else from the stored row (which is then current)."""
+def _cart_cte(scope: _Scope) -> tuple[str, list]:
+    """First cart_add after the last order, for a refresh where orders changed but events did not."""
     where, params = scope.where("e")
-    if last_order_from_aggregate:
-        last_join, last_at = "LEFT JOIN orders_agg lo ON lo.contact_id = e.contact_id", "lo.last_at"
-    else:
-        last_join, last_at = "LEFT JOIN scope lo ON lo.contact_id = e.contact_id", "lo.last_order_at"
+    last_join, last_at = _last_order(from_aggregate=True)
     sql = f"""
         SELECT e.contact_id, MIN(e.occurred_at) AS since
         FROM {_EVENT} e {last_join}
@@ -536,20 +554,36 @@ def _cart_cte(scope: _Scope, *, last_order_from_aggregate: bool) -> tuple[str, l
     return sql, [*params, "cart_add"]
 
 
+def _last_order(from_aggregate: bool) -> tuple[str, str]:
+    """The join and the expression of the contact's last order time: fresh from this statement's
+    aggregate when orders changed, else as stored (which is then current)."""
+    if from_aggregate:
+        return "LEFT JOIN orders_agg lo ON lo.contact_id = e.contact_id", "lo.last_at"
+    return "LEFT JOIN scope lo ON lo.contact_id = e.contact_id", "lo.last_order_at"
+
+
 def _engagement_cte(scope: _Scope, *, workspace: Workspace, now: datetime) -> tuple[str, list]:
-    """Points per contact from the weighted events with now - engagement_window_days <= occurred_at <= now."""
+    """Engagement points per contact from the weighted events of the window alone, which the indexes on
+    (workspace, type, time) and (contact, type, time) find without reading the rest."""
     where, params = scope.where("e")
-    types = list(ENGAGEMENT_POINTS)
-    points = " ".join(f"WHEN %s THEN {int(ENGAGEMENT_POINTS[t])}" for t in types)
+    points_sql, points_params = _points(workspace, now)
+    window_start = now - timedelta(days=workspace.engagement_window_days)
+    types = ", ".join(["%s"] * len(ENGAGEMENT_POINTS))
     sql = f"""
-        SELECT e.contact_id, SUM(CASE e.type {points} ELSE 0 END) AS points
+        SELECT e.contact_id, SUM({points_sql}) AS points
         FROM {_EVENT} e
-        WHERE {where} AND e.type IN ({", ".join(["%s"] * len(types))})
-          AND e.occurred_at >= %s AND e.occurred_at <= %s
+        WHERE {where} AND e.type IN ({types}) AND e.occurred_at >= %s AND e.occurred_at <= %s
         GROUP BY e.contact_id
     """
+    return sql, [*points_params, *params, *ENGAGEMENT_POINTS, _dt(window_start), _dt(now)]
+
+
+def _points(workspace: Workspace, now: datetime) -> tuple[str, list]:
+    """Engagement points of one event: its weight when now - engagement_window_days <= occurred_at <= now."""
+    weights = " ".join(f"WHEN %s THEN {int(points)}" for points in ENGAGEMENT_POINTS.values())
+    sql = f"CASE WHEN e.occurred_at >= %s AND e.occurred_at <= %s THEN CASE e.type {weights} ELSE 0 END ELSE 0 END"
     window_start = now - timedelta(days=workspace.engagement_window_days)
-    return sql, [*types, *params, *types, _dt(window_start), _dt(now)]
+    return sql, [_dt(window_start), _dt(now), *ENGAGEMENT_POINTS]
 
 
 def _capped_points(column: str) -> str:
