@@ -567,40 +567,48 @@ class _Compiler:
             raise CompileError("this condition needs a catalog built for a workspace")
         return self.catalog.workspace_id
 
-    def group(self, group: Group, *, top: bool = False) -> Cond:
+    # Negations are pushed down to the conditions (negation normal form), so that each
+    # condition can pick the best shape for its own negation: a computed field's
+    # negation stays a semi-join into ContactStats (one row per contact, so "not in
+    # the stats rows passing P" is "in the stats rows failing P") instead of becoming
+    # NOT IN, which PostgreSQL cannot turn into an anti-join.
+
+    def group(self, group: Group, *, top: bool = False, negated: bool = False) -> Cond:
         if not isinstance(group, Group):
             raise CompileError(f"expected a Group, got {type(group).__name__}")
         if group.match not in ("all", "any", "none"):
             raise CompileError(f"unknown match {group.match!r}")
         if not group.conditions:
             if top:
-                return True  # the contract: an empty top-level group is every contact
+                return not negated  # the contract: an empty top-level group is every contact
             raise CompileError("a nested group without conditions")
-        parts = [self.node(node) for node in group.conditions]
-        if group.match == "all":
-            return _and(*parts)
-        if group.match == "any":
-            return _or(*parts)
-        return _not(_or(*parts))  # none
+        # none = all of the negations, and negating a group swaps AND and OR (De Morgan):
+        # all -> AND, any -> OR, none -> AND of negated children; negated: the other way round.
+        children_negated = negated != (group.match == "none")
+        conjunction = (group.match != "any") != negated
+        parts = [self.node(node, negated=children_negated) for node in group.conditions]
+        return _and(*parts) if conjunction else _or(*parts)
 
-    def node(self, node) -> Cond:
+    def node(self, node, *, negated: bool = False) -> Cond:
         if isinstance(node, Group):
-            return self.group(node)
+            return self.group(node, negated=negated)
         if isinstance(node, AttributeCondition):
-            return self.attribute(node)
-        if isinstance(node, TagCondition):
-            return self.tag(node)
-        if isinstance(node, OrdersCondition):
-            return self.orders(node)
-        if isinstance(node, EventCondition):
-            return self.event(node)
+            return self.attribute(node, negated=negated)
         if isinstance(node, SegmentCondition):
-            return self.segment(node)
-        raise CompileError(f"unknown node {type(node).__name__}")
+            return self.segment(node, negated=negated)
+        if isinstance(node, TagCondition):
+            result = self.tag(node)
+        elif isinstance(node, OrdersCondition):
+            result = self.orders(node)
+        elif isinstance(node, EventCondition):
+            result = self.event(node)
+        else:
+            raise CompileError(f"unknown node {type(node).__name__}")
+        return _not(result) if negated else result
 
     # -- attribute
 
-    def attribute(self, cond: AttributeCondition) -> Cond:
+    def attribute(self, cond: AttributeCondition, *, negated: bool = False) -> Cond:
         field = self.catalog.field(cond.field)
         if field is None:
             raise CompileError(f"unknown field {cond.field!r}")
@@ -610,12 +618,15 @@ class _Compiler:
             # A semi-join into the stored figures: one row per contact, indexed by workspace.
             column = field.column.removeprefix("stats__")
             inner = self.field_condition(field, column, cond.op, cond.value)
+            if negated:
+                inner = _not(inner)
             if isinstance(inner, bool):
                 return inner
             stats = ContactStats.objects.filter(workspace_id=self.workspace_id).filter(inner)
             return Q(pk__in=stats.values("contact_id"))
         if field.source in (cat.SOURCE_CONTACT, cat.SOURCE_ATTRIBUTE):
-            return self.field_condition(field, field.column, cond.op, cond.value)
+            result = self.field_condition(field, field.column, cond.op, cond.value)
+            return _not(result) if negated else result
         raise CompileError(f"field {field.key} cannot be used in an attribute condition")
 
     def field_condition(self, field: Field, column: str, op: str, value) -> Cond:
@@ -817,20 +828,18 @@ class _Compiler:
 
     # -- segment
 
-    def segment(self, cond: SegmentCondition) -> Cond:
+    def segment(self, cond: SegmentCondition, *, negated: bool = False) -> Cond:
+        if cond.op not in ("in", "not_in"):
+            raise CompileError(f"unknown segment operator {cond.op!r}")
         if cond.segment in self.inlining:
             raise CompileError(f"segment {cond.segment} refers to itself")
         group = self.resolve_segment(cond.segment)
         self.inlining.append(cond.segment)
         try:
-            inner = self.group(group, top=True)
+            # The referenced rule, inlined; not_in is its negation.
+            return self.group(group, top=True, negated=negated != (cond.op == "not_in"))
         finally:
             self.inlining.pop()
-        if cond.op == "in":
-            return inner
-        if cond.op == "not_in":
-            return _not(inner)
-        raise CompileError(f"unknown segment operator {cond.op!r}")
 
 
 def _filter(rows: QuerySet | None, cond: Cond) -> QuerySet | None:

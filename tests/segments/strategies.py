@@ -680,7 +680,7 @@ def groups(draw, world: GeneratedWorld, depth: int, max_depth: int, max_children
 @st.composite
 def definitions(draw, world: GeneratedWorld, *, max_depth: int = 4, max_children: int = 3) -> dict:
     """A valid definition for `world` (segment references are 1-based placeholders)."""
-    if draw(st.integers(0, 30)) == 0:
+    if draw(st.sampled_from([False] * 30 + [True])):  # sampled_from, since integers() favours 0
         return {"match": draw(st.sampled_from(["all", "any", "none"])), "conditions": []}
     # Saved segment i may only refer to segments saved before it, so no cycles arise.
     return draw(groups(world, 1, max_depth, max_children))
