@@ -971,7 +971,7 @@ def picker_groups(catalog: Catalog, *, has_segments: bool) -> list[tuple[str, li
         description = {
             "tag": "has or lacks some tags",
             "orders": "what they bought, how much, how often, when",
-            "event": "what they did: opens, clicks, visits, cart adds",
+            "event": "what they did: email opens and clicks, visits, cart adds",
             "segment": "member of another segment (or not)",
         }.get(kind.type, "")
         grouped[kind.category].append(

@@ -13,12 +13,45 @@ document.addEventListener("htmx:responseError", (event) => {
 });
 
 // Builder: typing a value refreshes only the live count (debounced), so the focus stays where it is.
-// Controls that change the structure (field, operator, buttons) post to the builder themselves.
+// Controls that change the structure (field, operator, buttons) post to the builder themselves; its
+// answer triggers "refresh-preview" too (HX-Trigger).
+let previewTimer;
 document.addEventListener("input", (event) => {
   const form = event.target.closest("form[data-builder]");
   if (!form || event.target.closest("[data-no-preview]") || !event.target.name) return;
-  clearTimeout(form.previewTimer);
-  form.previewTimer = setTimeout(() => htmx.trigger("#preview", "refresh-preview"), 400);
+  clearTimeout(previewTimer);
+  previewTimer = setTimeout(() => htmx.trigger(document.body, "refresh-preview"), 400);
+});
+
+// What is typed while a structural change is on its way would be reset by the new builder: keep it.
+// (Not after a remove or a move: the same input id may then belong to another condition.)
+const PATH_CHANGING = /^(remove|remove_item|move_up|move_down|wrap|unwrap)\|/;
+let typedBefore = null;
+let typedDuring = [];
+function typedValues(root) {
+  const values = {};
+  root.querySelectorAll("input[id]:not([type=checkbox]):not([type=hidden]):not([type=search])")
+    .forEach((input) => { values[input.id] = input.value; });
+  return values;
+}
+document.addEventListener("htmx:beforeRequest", (event) => {
+  if (!event.detail.target || event.detail.target.id !== "builder") return;
+  typedBefore = PATH_CHANGING.test(event.detail.elt.value || "") ? null : typedValues(event.detail.target);
+});
+document.addEventListener("htmx:beforeSwap", (event) => {
+  if (event.detail.target.id !== "builder" || !typedBefore) return;
+  const now = typedValues(event.detail.target);
+  typedDuring = Object.entries(now).filter(([id, value]) => typedBefore[id] !== value);
+  typedBefore = null;
+});
+document.addEventListener("htmx:afterSettle", () => {
+  if (!typedDuring.length) return;
+  typedDuring.forEach(([id, value]) => {
+    const input = document.getElementById(id);
+    if (input) input.value = value;
+  });
+  typedDuring = [];
+  htmx.trigger(document.body, "refresh-preview");
 });
 
 // Filter lists as you type: the condition picker and the templates gallery.
@@ -102,9 +135,11 @@ function drawCharts(root) {
         labels: data.labels,
         datasets: [
           { type: "line", label: "Members", data: data.size, yAxisID: "size", borderColor: "#3b5bdb",
-            backgroundColor: "rgba(59,91,219,.12)", fill: true, tension: 0.25, pointRadius: 2 },
-          { type: "bar", label: "Entered", data: data.entered, yAxisID: "moves", backgroundColor: "#2b8a3e" },
-          { type: "bar", label: "Left", data: data.exited, yAxisID: "moves", backgroundColor: "#c92a2a" },
+            backgroundColor: "#3b5bdb", tension: 0.25, pointRadius: data.size.length > 60 ? 0 : 3, order: 0 },
+          { type: "bar", label: "Entered", data: data.entered, yAxisID: "moves", backgroundColor: "rgba(43,138,62,.55)",
+            maxBarThickness: 18, stack: "moves", order: 1 },
+          { type: "bar", label: "Left", data: data.exited, yAxisID: "moves", backgroundColor: "rgba(201,42,42,.55)",
+            maxBarThickness: 18, stack: "moves", order: 1 },
         ],
       },
       options: {
@@ -115,9 +150,10 @@ function drawCharts(root) {
           tooltip: { callbacks: { label: (ctx) => `${ctx.dataset.label}: ${Math.abs(ctx.parsed.y).toLocaleString()}` } },
         },
         scales: {
-          x: { ticks: { maxTicksLimit: 8, maxRotation: 0 } },
+          x: { stacked: true, ticks: { maxTicksLimit: 8, maxRotation: 0 } },
           size: { position: "left", beginAtZero: true, title: { display: true, text: "members" } },
-          moves: { position: "right", grid: { drawOnChartArea: false }, title: { display: true, text: "entered / left" },
+          moves: { position: "right", stacked: true, grid: { drawOnChartArea: false },
+                   title: { display: true, text: "entered (+) / left (−)" },
                    ticks: { callback: (value) => Math.abs(value).toLocaleString() } },
         },
       },

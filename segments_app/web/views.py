@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from contacts.web_access import workspace_view
 from segments_app import builder, dispatch, membership, services, templates_library
+from segments_app.definition import validate_definition
 from segments_app.filters import MemberFilter
 from segments_app.forms import SegmentMetaForm
 from segments_app.guards import PreviewTimeout
@@ -135,7 +136,7 @@ def _save(request: HttpRequest, *, segment: Segment | None) -> HttpResponse:
             request, definition=definition, form=form, segment=segment, errors=definition_errors(exc.errors),
             status=400,
         )
-    messages.success(request, f"Segment “{saved.name}” saved. Its members are being computed.")
+    messages.success(request, f"Segment “{saved.name}” saved: its members are computed and kept current.")
     return redirect("segment-detail", segment_id=saved.pk)
 
 
@@ -182,7 +183,8 @@ def _builder_page(
 def builder_action(request: HttpRequest) -> HttpResponse:
     """One structural edit of the builder (add, remove, move, change a field...): the new builder fragment.
 
-    The count, sample and summary come along (out of band), computed for the edited definition.
+    Errors come from the API's validator, shown on their conditions. The count follows in its own request
+    (the `refresh-preview` event), so the builder answers at once whatever the size of the workspace.
     """
     catalog = _catalog(request)
     segment_id = _editing_id(request)
@@ -194,14 +196,14 @@ def builder_action(request: HttpRequest) -> HttpResponse:
     except builder.BuilderActionError as exc:
         return HttpResponse(f"This change could not be made: {exc}. Reload the page.", status=400)
     definition = builder.normalize(draft, catalog=catalog)
-    preview = _preview(request, definition, segment_id=segment_id)
+    errors = validate_definition(definition, workspace=request.workspace, segment_id=segment_id)
     context = {
-        "root": builder.builder_view(definition, catalog=catalog, errors=preview["errors"], segments=others),
+        "root": builder.builder_view(definition, catalog=catalog, errors=errors, segments=others),
         "picker": builder.picker_groups(catalog, has_segments=bool(others)),
-        "preview": preview,
-        "oob": True,
     }
-    return render(request, "segments/_builder_action.html", context)
+    response = render(request, "segments/_builder_tree.html", context)
+    response["HX-Trigger-After-Settle"] = "refresh-preview"
+    return response
 
 
 @workspace_view(edit=True)

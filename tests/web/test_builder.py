@@ -9,6 +9,7 @@ from segments_app import builder
 from segments_app.builder import BuilderActionError, apply_action, definition_from_form, normalize
 from segments_app.catalog import Catalog
 from segments_app.definition import parse_definition
+from tests.web.formdata import builder_form
 
 CATALOG = Catalog(workspace_id=None, attribute_types={"plan": "choice"}, attribute_choices={"plan": ["pro"]})
 
@@ -49,54 +50,11 @@ SPEC_EXAMPLES = [
 
 def form_of(definition: dict) -> QueryDict:
     """The form the builder page renders for a definition, as the browser would post it."""
-    from django.template.loader import render_to_string
-
-    from segments_app.builder import builder_view
-
-    html = render_to_string("segments/_builder_tree.html", {"root": builder_view(definition, catalog=CATALOG)})
-    return QueryDict(_encode(html))
-
-
-def _encode(html: str) -> str:
-    """Collect the successful controls of rendered HTML (inputs with values, selected options, checked boxes)."""
-    from html.parser import HTMLParser
-    from urllib.parse import urlencode
-
-    pairs: list[tuple[str, str]] = []
-
-    class Collector(HTMLParser):
-        select: str | None = None
-        first_option: tuple[str, str] | None = None
-        chosen = False
-
-        def handle_starttag(self, tag, attrs):
-            a = dict(attrs)
-            if tag == "input" and a.get("name") and a.get("type") not in ("submit", "button"):
-                if a.get("type") in ("checkbox", "radio") and "checked" not in a:
-                    return
-                if a.get("disabled") is None:
-                    pairs.append((a["name"], a.get("value") or ""))
-            elif tag == "select" and a.get("disabled") is None:
-                self.select, self.first_option, self.chosen = a.get("name"), None, False
-            elif tag == "option" and self.select:
-                if self.first_option is None:
-                    self.first_option = (self.select, a.get("value", ""))
-                if "selected" in a:
-                    pairs.append((self.select, a.get("value", "")))
-                    self.chosen = True
-
-        def handle_endtag(self, tag):
-            if tag == "select" and self.select:
-                if not self.chosen and self.first_option:
-                    pairs.append(self.first_option)
-                self.select = None
-
-    Collector().feed(html)
-    return urlencode(pairs)
+    return builder_form(definition, catalog=CATALOG)
 
 
 @pytest.mark.parametrize("definition", SPEC_EXAMPLES)
-def test_a_rendered_definition_posts_back_unchanged(definition, settings):
+def test_a_rendered_definition_posts_back_unchanged(definition):
     parse_definition(definition, catalog=CATALOG)  # the examples themselves are valid
     assert definition_from_form(form_of(definition), catalog=CATALOG) == _canonical(definition)
 
