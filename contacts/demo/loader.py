@@ -129,17 +129,13 @@ def seed_workspace(
                 cursor.execute("SET LOCAL session_replication_role = DEFAULT")
         _check_references(workspace, load.counts)
         clock.lap("reference check")
-        # Every contact has its stats row from the start (the segment engine relies on it).
-        _create_blank_stats(workspace, now)
-        if postgres:
-            _analyze([ContactStats])
-        clock.lap("stats rows")
     clock.lap("commit")
 
     say("Computing contact figures (contacts.stats.recompute_workspace_stats) ...")
+    # It creates every contact's ContactStats row, then fills in the figures as of the demo's "now".
     recompute_workspace_stats(workspace_id=workspace.pk, now=now)
     if postgres:
-        _analyze([ContactStats])
+        _analyze([ContactStats])  # the figures' real distributions, for the segment queries' plans
     clock.lap("figures")
     counts = workspace_counts(workspace)
     return SeedResult(workspace_id=workspace.pk, counts=counts, seconds=clock.elapsed(), phases=clock.laps)
@@ -222,6 +218,10 @@ def _create_products(workspace: Workspace, catalog: Catalog) -> list[int]:
             for p in catalog.products
         ],
         batch_size=500,
+        # A workspace without contacts may already have products (from ingest): the demo's details win.
+        update_conflicts=True,
+        unique_fields=["workspace", "sku"],
+        update_fields=["name", "producer", "category", "price"],
     )
     ids = dict(Product.objects.filter(workspace=workspace).values_list("sku", "id"))
     return [ids[p.sku] for p in catalog.products]
@@ -268,26 +268,6 @@ def _check_references(workspace: Workspace, written: dict[str, int]) -> None:
     broken = {table: (written[table], count) for table, count in found.items() if count != written[table]}
     if broken:
         raise RuntimeError(f"demo rows with dangling references (written, found): {broken}")
-
-
-def _create_blank_stats(workspace: Workspace, now: datetime) -> None:
-    """A ContactStats row with the model's defaults for each of the workspace's contacts that has none."""
-    columns, values = ["contact_id", "workspace_id"], []
-    for stats_field in ContactStats._meta.concrete_fields:
-        if stats_field.column in ("contact_id", "workspace_id"):
-            continue
-        default = now if stats_field.name == "computed_at" else stats_field.get_default()
-        columns.append(connection.ops.quote_name(stats_field.column))
-        values.append(stats_field.get_db_prep_save(default, connection))
-    stats_table = connection.ops.quote_name(ContactStats._meta.db_table)
-    contact_table = connection.ops.quote_name(Contact._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {stats_table} ({', '.join(columns)}) "
-            f"SELECT c.id, c.workspace_id{''.join(', %s' for _ in values)} FROM {contact_table} c "
-            f"WHERE c.workspace_id = %s AND NOT EXISTS (SELECT 1 FROM {stats_table} s WHERE s.contact_id = c.id)",
-            [*values, workspace.pk],
-        )
 
 
 def _analyze(models_: Iterable[type[models.Model]] = (Contact, ContactTag, Product, Order, OrderItem, Event)) -> None:

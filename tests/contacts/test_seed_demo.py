@@ -50,8 +50,8 @@ def rows(workspace: Workspace) -> dict[str, list]:
         "external_id", "email", "first_name", "last_name", "phone", "country", "city", "gender", "birth_date",
         "created_at", "updated_at", "email_status", "traffic_source", "utm_campaign", "attributes",
     ]  # fmt: skip
-    stats = [
-        {k: v for k, v in row.items() if k not in ("contact", "workspace")}
+    stats = [  # computed_at is bookkeeping (the wall clock of the refresh), not demo data
+        {k: v for k, v in row.items() if k not in ("contact", "workspace", "computed_at")}
         for row in ContactStats.objects.filter(workspace=workspace).values(*[
             f.name for f in ContactStats._meta.concrete_fields
         ], "contact__external_id").order_by("contact__external_id")
@@ -342,3 +342,13 @@ def test_setup_demo_uses_the_given_password_for_a_new_user(db, settings, tmp_pat
     call_command("setup_demo", "--contacts", "30", "--password", "let-me-in-please", stdout=io.StringIO())
 
     assert get_user_model().objects.get(username="demo").check_password("let-me-in-please")
+
+
+def test_products_already_in_an_empty_workspace_take_the_demo_details(db):
+    shop = Workspace.objects.create(name="Shop A")
+    Product.objects.create(workspace=shop, sku="SKU-1", name="Old name")
+
+    seed("Shop A", 20)
+
+    assert Product.objects.get(workspace=shop, sku="SKU-1").name == "Acme Trail Runner"
+    assert Product.objects.filter(workspace=shop, sku="SKU-1").count() == 1
