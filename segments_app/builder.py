@@ -304,7 +304,7 @@ def _text(raw: Any) -> str:
 def _number(raw: Any) -> Any:
     """A typed number: int when whole, float otherwise; the text itself when it is not a number (the
     validator then says so); None when empty."""
-    text = _text(raw).replace(",", ".") if isinstance(raw, str) else ""
+    text = _text(raw)
     if not text:
         return None
     try:

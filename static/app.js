@@ -34,9 +34,49 @@ function typedValues(root) {
     .forEach((input) => { values[input.id] = input.value; });
   return values;
 }
+let lastAction = "";
 document.addEventListener("htmx:beforeRequest", (event) => {
   if (!event.detail.target || event.detail.target.id !== "builder") return;
-  typedBefore = PATH_CHANGING.test(event.detail.elt.value || "") ? null : typedValues(event.detail.target);
+  lastAction = event.detail.elt.value || "";
+  typedBefore = PATH_CHANGING.test(lastAction) ? null : typedValues(event.detail.target);
+});
+
+// After a structural edit by button the button is gone: put the focus where the marketer works next.
+// (Ids follow segments_app.builder.dom_id.)
+function domId(path, prefix) {
+  return prefix + "-" + (path.replace(/[^A-Za-z0-9]+/g, "-").replace(/^-+|-+$/g, "") || "root");
+}
+const FOCUSABLE = "select, input:not([type=hidden]), button:not([disabled]), summary";
+function focusAfter(action) {
+  const [verb, target = ""] = action.split("|");
+  const node = (path) => document.getElementById(domId(path, "node"));
+  const last = (list) => (list && list.length ? list[list.length - 1] : null);
+  let spot = null;
+  if (verb === "add") {
+    const added = last(node(target)?.querySelectorAll(":scope > .children > li > fieldset"));
+    spot = added && added.querySelector("select, input:not([type=hidden])");
+  } else if (verb === "add_filter") {
+    const added = last(node(target)?.querySelectorAll(".filters li.filter"));
+    spot = added && added.querySelector("select");
+  } else if (verb === "add_item" || verb === "remove_item") {
+    const list = verb === "add_item" ? target : target.replace(/\[\d+\]$/, "");
+    spot = last(document.querySelectorAll(`input[name^="${list}["]`));
+  } else if (verb === "move_up" || verb === "move_down") {
+    const index = Number(target.match(/\[(\d+)\]$/)[1]) + (verb === "move_up" ? -1 : 1);
+    const moved = node(target.replace(/\[\d+\]$/, `[${index}]`));
+    spot = moved && (moved.querySelector(`button[value^="${verb}|"]:not([disabled])`) || moved.querySelector(FOCUSABLE));
+  } else if (verb === "wrap") {
+    spot = node(target)?.querySelector(FOCUSABLE);
+  } else if (verb === "remove" || verb === "unwrap") {
+    spot = node(target.replace(/\.?(conditions|filters)\[\d+\]$/, ""))?.querySelector(FOCUSABLE);
+  }
+  if (spot) spot.focus();
+}
+document.addEventListener("htmx:afterSettle", (event) => {
+  if (event.detail.target && event.detail.target.id === "builder" && lastAction) {
+    focusAfter(lastAction);
+    lastAction = "";
+  }
 });
 document.addEventListener("htmx:beforeSwap", (event) => {
   if (event.detail.target.id !== "builder" || !typedBefore) return;

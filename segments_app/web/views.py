@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from contacts.web_access import workspace_view
 from segments_app import builder, dispatch, membership, services, templates_library
+from segments_app.catalog import ATTRIBUTE_PREFIX, Catalog
 from segments_app.definition import validate_definition
 from segments_app.filters import MemberFilter
 from segments_app.forms import SegmentMetaForm
@@ -140,8 +141,18 @@ def _save(request: HttpRequest, *, segment: Segment | None) -> HttpResponse:
     return redirect("segment-detail", segment_id=saved.pk)
 
 
-def _catalog(request: HttpRequest):
-    return membership.workspace_catalog(request.workspace)
+def _catalog(request: HttpRequest, *, fresh: bool = False) -> Catalog:
+    """The workspace's field catalog (cached per process); rebuilt when the page or the form needs it.
+
+    A builder page loads it fresh, so that a custom attribute that appeared a minute ago is in the picker;
+    a posted form whose custom attribute the cached catalog does not know yet rebuilds it too.
+    """
+    catalog = membership.workspace_catalog(request.workspace, fresh=fresh)
+    if not fresh and request.method == "POST":
+        fields = {value for key, value in request.POST.items() if key.endswith(".field")}
+        if any(key.startswith(ATTRIBUTE_PREFIX) and catalog.field(key) is None for key in fields):
+            catalog = membership.workspace_catalog(request.workspace, fresh=True)
+    return catalog
 
 
 def _editing_id(request: HttpRequest) -> int | None:
@@ -161,7 +172,7 @@ def _builder_page(
     errors: list[dict] | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    catalog = _catalog(request)
+    catalog = _catalog(request, fresh=request.method == "GET")
     segment_id = segment.pk if segment else None
     others = selectors.other_segments(workspace=request.workspace, exclude_id=segment_id)
     definition = builder.normalize(definition, catalog=catalog)
@@ -277,7 +288,8 @@ def _members_context(request: HttpRequest, segment: Segment) -> dict:
     page = Paginator(members.qs, MEMBERS_PER_PAGE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return {"segment": segment, "filter": members, "page": page, "query": query.urlencode()}
+    filtered = any(value for value in query.values())
+    return {"segment": segment, "filter": members, "page": page, "query": query.urlencode(), "filtered": filtered}
 
 
 def _history_context(segment: Segment) -> dict:

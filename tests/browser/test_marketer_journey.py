@@ -6,6 +6,7 @@ The live count is checked against numbers computed here, in plain Python, from t
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -16,6 +17,7 @@ from playwright.sync_api import Page, expect
 
 from contacts.models import Contact, Workspace
 from contacts.stats import recompute_workspace_stats
+from segments_app import builder
 from segments_app.membership import recompute_membership
 from segments_app.models import Segment, SegmentSnapshot
 from tests.browser.conftest import make_user, sign_in
@@ -217,9 +219,12 @@ def test_the_builder_works_from_the_keyboard(page: Page, live_server, shop):
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")
     settled(page)
+    # The focus lands on the new condition; Tab twice: past its operator, into its value.
+    expect(page.get_by_label("Field", exact=True)).to_be_focused()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
     country = page.get_by_label("Country value")
-    expect(country).to_be_visible()
-    country.focus()
+    expect(country).to_be_focused()
     page.keyboard.type("PL")
     expect(page.locator("#preview .count")).to_have_attribute(
         "data-count", str(sum(p.country == "PL" for p in PEOPLE)))
@@ -229,6 +234,29 @@ def test_the_builder_works_from_the_keyboard(page: Page, live_server, shop):
     assert page.url.endswith("/segments/new/builder/")
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none"  # focus is visible
+
+
+def test_what_is_typed_while_the_builder_answers_is_kept(page: Page, live_server, shop, monkeypatch):
+    load_shop(shop)
+    make_user(shop, "tom", "editor")
+    sign_in(page, live_server, "tom")
+    page.goto(f"{live_server.url}/segments/new/builder/")
+    pick(page, "node-root", "spent", "Total spent")
+    real_view = builder.builder_view
+
+    def slow_builder_view(*args, **kwargs):
+        time.sleep(0.8)  # a slow answer: the marketer types on meanwhile
+        return real_view(*args, **kwargs)
+
+    monkeypatch.setattr(builder, "builder_view", slow_builder_view)
+    page.get_by_label("Operator", exact=True).select_option("gt")
+    page.get_by_label("Total spent value").fill("100")
+    settled(page)
+    expect(page.get_by_label("Operator", exact=True)).to_have_value("gt")
+    expect(page.get_by_label("Total spent value")).to_have_value("100")
+    spent = {p.email: sum(amount for _, amount, _ in p.orders) for p in PEOPLE}
+    expect(page.locator("#preview .count")).to_have_attribute(
+        "data-count", str(sum(total > 100 for total in spent.values())))
 
 
 def test_a_viewer_sees_no_edit_controls(page: Page, live_server, shop):

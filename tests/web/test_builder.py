@@ -79,8 +79,8 @@ def test_empty_inputs_are_missing_values_so_the_validator_asks_for_them():
 
 def test_numbers_are_typed_and_non_numbers_left_for_the_validator():
     form = QueryDict("conditions[0].type=orders&conditions[0].measure=sum&conditions[0].op=between"
-                     "&conditions[0].value[0]=12,5&conditions[0].value[1]=abc")
-    assert definition_from_form(form, catalog=CATALOG)["conditions"][0]["value"] == [12.5, "abc"]
+                     "&conditions[0].value[0]=12.5&conditions[0].value[1]=1,000")
+    assert definition_from_form(form, catalog=CATALOG)["conditions"][0]["value"] == [12.5, "1,000"]
 
 
 def test_changing_the_field_to_another_type_resets_operator_and_value():

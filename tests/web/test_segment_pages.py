@@ -149,6 +149,18 @@ def test_the_preview_counts_what_the_form_says_and_places_errors_on_their_condit
     assert "Operator: operator &#x27;gte&#x27; is not allowed" in slot[: slot.index("</div>")]
 
 
+def test_a_custom_attribute_that_just_appeared_is_offered_and_understood(editor, workspace):
+    editor.get("/segments/new/builder/")  # the catalog is now cached, without "shoe_size"
+    make_contact(workspace, attributes={"shoe_size": 42})
+    make_contact(workspace, attributes={"shoe_size": 38})
+    page = editor.post("/segments/builder/preview/", {
+        "match": "all", "conditions[0].type": "attribute", "conditions[0].field": "attributes.shoe_size",
+        "conditions[0].op": "gte", "conditions[0].value": "40",
+    }, **htmx("preview")).content.decode()
+    assert 'data-count="1"' in page
+    assert 'value="add||attribute:attributes.shoe_size"' in editor.get("/segments/new/builder/").content.decode()
+
+
 def test_an_action_that_does_not_fit_the_form_is_a_clear_400(editor):
     response = editor.post("/segments/builder/action/", {"match": "all", "action": "remove|conditions[3]"})
     assert response.status_code == 400
