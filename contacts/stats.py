@@ -110,8 +110,7 @@ def refresh_contact_stats(
     workspace = Workspace.objects.get(pk=workspace_id)
     scope = _Scope(workspace_id=workspace_id, contact_ids=ids)
     with transaction.atomic():
-        _lock_rows(ids)
-        if _ensure_rows(scope):
+        if _lock_rows(ids) < len(ids) and _ensure_rows(scope):
             kinds = ALL_KINDS  # a row that was missing has never been computed
         figures_sql, params, columns = _figures(scope, kinds=kinds, workspace=workspace, now=now)
         assignments = ", ".join(f"{column} = figures.{column}" for column in columns)
@@ -638,13 +637,16 @@ def _analyze(*tables: str) -> None:
             cursor.execute(f"ANALYZE {table}")
 
 
-def _lock_rows(ids: list[int]) -> None:
-    """Lock the stats rows in id order, so two concurrent ingests of overlapping contacts
-    queue instead of deadlocking (UPDATE ... FROM locks rows in plan order)."""
+def _lock_rows(ids: list[int]) -> int:
+    """Lock the existing stats rows of these contacts in id order, so two concurrent ingests of
+    overlapping contacts queue instead of deadlocking (UPDATE ... FROM locks rows in plan order).
+    Returns how many exist, or 0 where there is nothing to lock (SQLite serialises writers)."""
     if connection.vendor != "postgresql":
-        return  # SQLite serialises writers for the whole database
+        return 0
     ids_sql, ids_params = _ids_in("contact_id", ids)
-    _execute(f"SELECT contact_id FROM {_STATS} WHERE {ids_sql} ORDER BY contact_id FOR UPDATE", ids_params)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT contact_id FROM {_STATS} WHERE {ids_sql} ORDER BY contact_id FOR UPDATE", ids_params)
+        return len(cursor.fetchall())
 
 
 def _id_ranges(workspace_id: int, size: int) -> list[tuple[int, int, int]]:
