@@ -336,20 +336,25 @@ def _plus_days(expression: str, days: int) -> str:
 
 @dataclass(frozen=True)
 class _Scope:
-    """Which contacts a statement covers: a workspace, optionally narrowed to ids or an id range."""
+    """Which contacts a statement covers: a workspace, optionally narrowed to ids."""
 
     workspace_id: int
     contact_ids: list[int] | None = None
-    id_range: tuple[int, int] | None = None
 
     def where(self, alias: str, column: str = "contact_id") -> tuple[str, list]:
+        """The scope's rows of a table with a workspace column (contacts, stats rows, orders, events)."""
         sql, params = f"{alias}.workspace_id = %s", [self.workspace_id]
         if self.contact_ids is not None:
             ids_sql, ids_params = _ids_in(f"{alias}.{column}", self.contact_ids)
             sql, params = f"{sql} AND {ids_sql}", params + ids_params
-        if self.id_range is not None:
-            sql, params = f"{sql} AND {alias}.{column} BETWEEN %s AND %s", params + list(self.id_range)
         return sql, params
+
+    def source(self, alias: str) -> tuple[str, list]:
+        """The scope's orders or events. With ids, by contact alone: the aggregates are joined to the
+        workspace's stats rows anyway, and an index on (contact, ...) then answers without the heap."""
+        if self.contact_ids is not None:
+            return _ids_in(f"{alias}.contact_id", self.contact_ids)
+        return self.where(alias)
 
 
 _STORED_COLUMNS = (
@@ -461,7 +466,7 @@ def _figures(
 
 
 def _order_ctes(scope: _Scope) -> list[tuple[str, str, list]]:
-    where, params = scope.where("o")
+    where, params = scope.source("o")
     orders_agg = f"""
         SELECT o.contact_id,
                COUNT(*) AS n,
@@ -510,7 +515,7 @@ def _top_by_spend(column: str) -> str:
 def _events_cte(
     scope: _Scope, *, workspace: Workspace, now: datetime, last_order_from_aggregate: bool
 ) -> tuple[str, list]:
-    where, params = scope.where("e")
+    where, params = scope.source("e")
     last_join, last_at = _last_order(last_order_from_aggregate)
     points_sql, points_params = _points(workspace, now)
     mobile = ", ".join(["%s"] * len(MOBILE_DEVICES))
@@ -542,7 +547,7 @@ def _events_cte(
 
 def _cart_cte(scope: _Scope) -> tuple[str, list]:
     """First cart_add after the last order, for a refresh where orders changed but events did not."""
-    where, params = scope.where("e")
+    where, params = scope.source("e")
     last_join, last_at = _last_order(from_aggregate=True)
     sql = f"""
         SELECT e.contact_id, MIN(e.occurred_at) AS since
@@ -564,7 +569,7 @@ def _last_order(from_aggregate: bool) -> tuple[str, str]:
 def _engagement_cte(scope: _Scope, *, workspace: Workspace, now: datetime) -> tuple[str, list]:
     """Engagement points per contact from the weighted events of the window alone, which the indexes on
     (workspace, type, time) and (contact, type, time) find without reading the rest."""
-    where, params = scope.where("e")
+    where, params = scope.source("e")
     points_sql, points_params = _points(workspace, now)
     window_start = now - timedelta(days=workspace.engagement_window_days)
     types = ", ".join(["%s"] * len(ENGAGEMENT_POINTS))
