@@ -665,9 +665,9 @@ class _Compiler:
             raise CompileError("a tag condition without names")
         tagged = ContactTag.objects.filter(tag__workspace_id=self.workspace_id, tag__name__in=names)
         if cond.op == "has_any":
-            return Q(pk__in=tagged.values("contact_id"))
+            return _exists(tagged)
         if cond.op == "has_none":
-            return ~Q(pk__in=tagged.values("contact_id"))
+            return ~_exists(tagged)
         if cond.op == "has_all":
             # Tag names are unique per workspace and a contact has a tag once, so the
             # contacts with all of them are those with as many matching tags as names.
@@ -678,6 +678,18 @@ class _Compiler:
     # -- orders
 
     def orders(self, cond: OrdersCondition) -> Cond:
+        if cond.measure in _ITEM_MEASURES and any(self._is_item_filter(f) for f in cond.filters):
+            return self.measured(
+                self.item_rows(cond),
+                cond.measure,
+                cat.ORDER_MEASURES[cond.measure],
+                cond.op,
+                cond.value,
+                amount=_ITEM_AMOUNT,
+                time_column="order__ordered_at",
+                contact="order__contact_id",
+                count=Count("order_id", distinct=True),
+            )
         rows, amount = self.order_rows(cond)
         return self.measured(
             rows,
@@ -717,6 +729,32 @@ class _Compiler:
                 amount = Subquery(per_order, output_field=BigIntegerField())
         rows = self.windowed(Order.objects.filter(workspace_id=self.workspace_id), "ordered_at", cond.window)
         return _filter(rows, matched), amount
+
+    def _is_item_filter(self, flt: Filter) -> bool:
+        field = self.catalog.order_filter(flt.field)
+        if field is None:
+            raise CompileError(f"unknown orders filter {flt.field!r}")
+        return field.source == cat.SOURCE_ITEM
+
+    def item_rows(self, cond: OrdersCondition) -> QuerySet | None:
+        """The matching items of the orders in the window that pass the order filters (None: none can pass).
+
+        With item filters, count, sum, avg, first_at and last_at are aggregates over these rows grouped
+        by the order's contact: one join of items and orders instead of two correlated subqueries per
+        order (count = distinct orders, sum = their items' quantity * unit_price). Order filters are
+        compiled on the same fields through the item's order.
+        """
+        parts: list[Cond] = []
+        for flt in cond.filters:
+            field = self.catalog.order_filter(flt.field)
+            if field is None:
+                raise CompileError(f"unknown orders filter {flt.field!r}")
+            if flt.op not in field.operators:
+                raise CompileError(f"operator {flt.op!r} not allowed for filter {field.key}")
+            column = field.column if field.source == cat.SOURCE_ITEM else f"order__{field.column}"
+            parts.append(self.field_condition(field, column, flt.op, flt.value))
+        rows = OrderItem.objects.filter(order__workspace_id=self.workspace_id)
+        return _filter(self.windowed(rows, "order__ordered_at", cond.window), _and(*parts))
 
     # -- events
 
@@ -781,27 +819,45 @@ class _Compiler:
         *,
         time_column: str,
         amount: Expression | None = None,
+        contact: str = "contact_id",
+        count: Expression | None = None,
     ) -> Cond:
         """The condition "the measure over `rows` passes `op value`", decided per contact.
 
-        `rows` None means the filters can never pass: every contact has no rows.
+        `rows` None means the filters can never pass: every contact has no rows. `contact` is the
+        path from a row to its contact's id and `count` what `count` counts (default: the rows).
+
+        Shapes: when the test is decided by the mere presence of rows (a count of at least 1, "did
+        not" as count 0, ...) no grouping is needed and the condition is a correlated EXISTS, which
+        PostgreSQL plans as a semi-join, or NOT EXISTS, an anti-join (NOT IN cannot be one). Other
+        tests group the rows by contact: `pk IN (SELECT contact ... GROUP BY contact HAVING test)`.
         """
+        count = count if count is not None else Count("pk")
         # The measure over no rows: count and sum are 0, the others missing.
         empty = Decimal(0) if measure in ("count", "sum") else None
         holds_when_empty = _holds(measure_type, op, value, empty, self.now)
         if rows is None:
             return holds_when_empty
-        grouped = rows.values("contact_id")
+        if measure == "count":
+            decided = _count_decided(measure_type, op, value, self.now)
+            if decided is not None:
+                # Every contact with rows has a count of at least 1 and the test gives the same answer
+                # for all such counts: only whether there are rows matters.
+                if decided == holds_when_empty:
+                    return decided
+                present = _exists(rows, contact)
+                return present if decided else ~present
+        grouped = rows.values(contact)
         if measure == "count":
             operand: _Operand = _Aggregate("m", places=0)
-            grouped = grouped.annotate(m=Count("pk"))
+            grouped = grouped.annotate(m=count)
         elif measure == "sum":
             operand = _Aggregate("m", places=0)
             value = _scaled(value, 2)
             grouped = grouped.annotate(m=Sum(amount))
         elif measure == "avg":
             operand = _Average("s", "c", 2)
-            grouped = grouped.annotate(s=Sum(amount), c=Count("pk"))
+            grouped = grouped.annotate(s=Sum(amount), c=count)
         elif measure in ("min", "max"):
             operand = _Aggregate("m", places=0)
             value = _scaled(value, 2)
@@ -818,13 +874,13 @@ class _Compiler:
             if failing is False:
                 return True
             if failing is True:
-                return ~Q(pk__in=rows.values("contact_id"))
-            return ~Q(pk__in=grouped.filter(failing).values("contact_id"))
+                return ~_exists(rows, contact)
+            return ~Q(pk__in=grouped.filter(failing).values(contact))
         if passes is False:
             return False
         if passes is True:
-            return Q(pk__in=rows.values("contact_id"))
-        return Q(pk__in=grouped.filter(passes).values("contact_id"))
+            return _exists(rows, contact)
+        return Q(pk__in=grouped.filter(passes).values(contact))
 
     # -- segment
 
@@ -840,6 +896,30 @@ class _Compiler:
             return self.group(group, top=True, negated=negated != (cond.op == "not_in"))
         finally:
             self.inlining.pop()
+
+
+# Measures an item-level aggregate gives directly; min and max need each order's own amount first.
+_ITEM_MEASURES = frozenset({"count", "sum", "avg", "first_at", "last_at"})
+_ITEM_AMOUNT = ExpressionWrapper(F("quantity") * _cents(F("unit_price")), output_field=BigIntegerField())
+
+
+def _exists(rows: QuerySet, contact: str = "contact_id") -> Q:
+    """"The contact has rows": a correlated EXISTS (a semi-join; negated, an anti-join)."""
+    return Q(Exists(rows.filter(**{contact: OuterRef("pk")})))
+
+
+def _count_decided(type_: str, op: str, value, now: datetime) -> bool | None:
+    """Whether `count op value` holds for every count from 1 up (True), for none (False), or depends (None).
+
+    Past the largest number in the value every count behaves alike, so counts 1 to that number + 1
+    decide it; large thresholds are left to the grouped query.
+    """
+    numbers = [v for v in (value if isinstance(value, tuple) else (value,)) if isinstance(v, Decimal)]
+    top = max([Decimal(1), *numbers])
+    if top > 1000:
+        return None
+    answers = {_holds(type_, op, value, Decimal(n), now) for n in range(1, int(top) + 2)}
+    return answers.pop() if len(answers) == 1 else None
 
 
 def _filter(rows: QuerySet | None, cond: Cond) -> QuerySet | None:
