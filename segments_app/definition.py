@@ -18,7 +18,7 @@ lists as tuples, times as `timespec.Absolute`/`timespec.Ago`, spans and windows 
 `timespec.LastWindow`/`timespec.FixedWindow`.
 
 Beyond the contract's own limits (depth 6, 100 conditions, text 500 characters,
-lists 1,000 items) numbers must be finite, within +-10^15 and have at most 6
+lists 1,000 items) segment references may nest 20 deep, numbers must be finite, within +-10^15 and have at most 6
 decimal places, so that they compare exactly on PostgreSQL and SQLite, and text may
 not contain the NUL character (PostgreSQL cannot store it).
 """
@@ -51,6 +51,9 @@ MAX_TEXT = 500
 MAX_LIST = 1000
 MAX_NUMBER = Decimal(10) ** 15
 MAX_PLACES = 6
+# Segments referring to segments referring to ...: deep enough for any real use, and
+# shallow enough that inlining them can never exhaust the stack.
+MAX_REFERENCE_DEPTH = 20
 MATCHES = ("all", "any", "none")
 CONDITION_TYPES = ("attribute", "tag", "orders", "event", "segment")
 
@@ -214,6 +217,10 @@ class _Cycle(Exception):
 
     def __init__(self, cycle: list[int]) -> None:
         self.cycle = cycle
+
+
+class _TooDeep(Exception):
+    """Segment references nest deeper than MAX_REFERENCE_DEPTH."""
 
 
 class _Broken(Exception):
@@ -728,6 +735,11 @@ class _Parser:
             shown = " -> ".join(str(i) for i in found.cycle)
             self.error(path, f"segment {ref} leads to a cycle of segment references ({shown}); cycles are not allowed")
             return False
+        except _TooDeep:
+            if self.nested:
+                raise
+            self.error(path, f"segment {ref} refers to segments nested more than {MAX_REFERENCE_DEPTH} deep")
+            return False
         except _Broken as broken:
             self.error(path, broken.message)
             return False
@@ -748,6 +760,8 @@ def _load_segment(ref: int, segments: SegmentResolver, catalog: Catalog, chain: 
     raw = segments.stored_definition(ref)
     if raw is None:
         raise _Broken(f"segment {ref} does not exist")
+    if len(chain) > MAX_REFERENCE_DEPTH:
+        raise _TooDeep()
     parser = _Parser(catalog, segments, [*chain, ref], nested=True)
     group = parser.group(raw, "", 1)
     if parser.errors:

@@ -365,3 +365,19 @@ def test_chain_of_references_without_a_cycle_is_accepted(workspace):
 def test_empty_top_level_group_is_accepted(workspace):
     for match in ("all", "any", "none"):
         assert paths(workspace, {"match": match, "conditions": []}) == []
+
+
+def test_segment_references_nest_at_most_20_deep(workspace):
+    previous = Segment.objects.create(workspace=workspace, name="base", definition=ALL(attr("city", "is_set")))
+    chain = [previous]
+    for level in range(21):
+        previous = Segment.objects.create(
+            workspace=workspace,
+            name=f"level {level}",
+            definition=ALL({"type": "segment", "op": "in", "segment": previous.pk}),
+        )
+        chain.append(previous)
+    assert paths(workspace, ALL({"type": "segment", "op": "in", "segment": chain[19].pk})) == []
+    [error] = validate_definition(ALL({"type": "segment", "op": "in", "segment": chain[-1].pk}), workspace=workspace)
+    assert error["path"] == "conditions[0].segment"
+    assert error["message"] == f"segment {chain[-1].pk} refers to segments nested more than 20 deep"
