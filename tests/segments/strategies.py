@@ -11,7 +11,6 @@ window edges are hit often. "Now" itself is often a month end or a leap day.
 
 from __future__ import annotations
 
-import calendar
 import string
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -123,17 +122,6 @@ ORDER_MEASURES = ["count", "sum", "avg", "min", "max", "first_at", "last_at"]
 EVENT_MEASURES = ["count", "first_at", "last_at"]
 
 
-def minus(now: datetime, amount: int, unit: str) -> datetime:
-    """now minus N units; months are calendar months clamped to the month's last day."""
-    if unit == "months":
-        index = now.year * 12 + now.month - 1 - amount
-        year, month = divmod(index, 12)
-        return now.replace(year=year, month=month + 1, day=min(now.day, calendar.monthrange(year, month + 1)[1]))
-    return (
-        now - {"hours": timedelta(hours=amount), "days": timedelta(days=amount), "weeks": timedelta(weeks=amount)}[unit]
-    )
-
-
 # ---------------------------------------------------------------------------- worlds
 
 
@@ -195,7 +183,7 @@ def time_pools(draw, now: datetime) -> tuple[list[datetime], list[tuple[int, str
         unit = draw(st.sampled_from(UNITS))
         amount = draw(st.integers(0, 7))
         jitter = draw(st.sampled_from(jitters))
-        pool.append(minus(now, amount, unit) + timedelta(microseconds=jitter))
+        pool.append(ref.minus(now, amount, unit) + timedelta(microseconds=jitter))
         if amount:
             offsets.append((amount, unit))
     pool.append(now + timedelta(hours=draw(st.integers(1, 30))))  # a time in the future
