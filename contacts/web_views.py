@@ -14,7 +14,7 @@ from django.db.models import CharField, F, Q, Value
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from contacts import csv_import
 from contacts.models import Contact, Event, Order
@@ -158,6 +158,7 @@ def _prune_uploads(directory: Path) -> None:
 
 
 @workspace_view(edit=True)
+@require_http_methods(["GET", "POST"])
 def import_upload(request: HttpRequest) -> HttpResponse:
     """Step 1: choose what to import and upload the file; it is kept until the import (or a day)."""
     error = ""
@@ -189,6 +190,7 @@ def import_upload(request: HttpRequest) -> HttpResponse:
 
 
 @workspace_view(edit=True)
+@require_http_methods(["GET", "POST"])
 def import_map(request: HttpRequest, token: str) -> HttpResponse:
     """Step 2: map columns to fields and see every row's problems; step 3: import (POST `import`)."""
     upload = request.session.get(UPLOADS_KEY, {}).get(token)

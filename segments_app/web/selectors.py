@@ -44,6 +44,7 @@ SORT_LABELS = [
 class SegmentRow:
     segment: Segment
     trend: Sparkline | None
+    summary: str = ""  # filled by the view from the summaries of all rows at once
 
 
 def segment_rows(*, workspace: Workspace, search: str = "", sort: str = DEFAULT_SORT) -> list[SegmentRow]:

@@ -14,7 +14,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from contacts.web_access import workspace_view
 from segments_app import builder, dispatch, membership, services, templates_library
@@ -87,6 +87,7 @@ def segment_new(request: HttpRequest) -> HttpResponse:
 
 
 @workspace_view(edit=True)
+@require_http_methods(["GET", "POST"])
 def segment_create(request: HttpRequest) -> HttpResponse:
     """The builder for a new segment (`?template=<key>` starts from a template); POST saves it."""
     if request.method == "POST":
@@ -104,6 +105,7 @@ def segment_create(request: HttpRequest) -> HttpResponse:
 
 
 @workspace_view(edit=True)
+@require_http_methods(["GET", "POST"])
 def segment_edit(request: HttpRequest, segment_id: int) -> HttpResponse:
     segment = _segment(request, segment_id)
     if request.method == "POST":
@@ -172,19 +174,18 @@ def _builder_page(
     errors: list[dict] | None = None,
     status: int = 200,
 ) -> HttpResponse:
+    """The builder page. The count is not computed here: the page asks for it as soon as it has loaded."""
     catalog = _catalog(request, fresh=request.method == "GET")
     segment_id = segment.pk if segment else None
     others = selectors.other_segments(workspace=request.workspace, exclude_id=segment_id)
     definition = builder.normalize(definition, catalog=catalog)
-    preview = _preview(request, definition, segment_id=segment_id)
+    if errors is None:
+        errors = validate_definition(definition, workspace=request.workspace, segment_id=segment_id)
     context = {
         "form": form,
         "segment": segment,
-        "root": builder.builder_view(
-            definition, catalog=catalog, errors=errors if errors is not None else preview["errors"], segments=others
-        ),
+        "root": builder.builder_view(definition, catalog=catalog, errors=errors, segments=others),
         "picker": builder.picker_groups(catalog, has_segments=bool(others)),
-        "preview": preview,
     }
     return render(request, "segments/builder.html", context, status=status)
 

@@ -15,9 +15,6 @@ from django.contrib.auth import get_user_model
 
 from contacts.models import Workspace, WorkspaceMember
 
-# Playwright's sync API runs an asyncio loop in the main thread; the ORM calls in the tests are safe.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -33,6 +30,19 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "browser" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def sync_orm_next_to_playwright():
+    """Playwright's sync API runs an asyncio loop in the main thread; the ORM calls of these tests are safe.
+
+    Set for the browser test modules only (set up before and torn down after each test's database
+    fixtures), not for the whole run: subprocesses of other tests (`check --deploy`) must not see it.
+    Tests name `shop` (the database) before `page`, so a test database is created before Playwright starts.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        yield
 
 
 @pytest.fixture(scope="session")

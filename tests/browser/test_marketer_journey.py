@@ -113,7 +113,7 @@ def pick(page: Page, group: str, search: str, choice: str) -> None:
     settled(page)
 
 
-def test_build_save_refresh_and_explain_a_nested_segment(page: Page, live_server, shop, screenshots):
+def test_build_save_refresh_and_explain_a_nested_segment(shop, live_server, page: Page, screenshots):
     contacts = load_shop(shop)
     make_user(shop, "marta", "editor")
     sign_in(page, live_server, "marta")
@@ -206,7 +206,7 @@ def test_build_save_refresh_and_explain_a_nested_segment(page: Page, live_server
     expect(page.get_by_role("link", name="Engaged Acme fans")).to_be_visible()
 
 
-def test_the_builder_works_from_the_keyboard(page: Page, live_server, shop):
+def test_the_builder_works_from_the_keyboard(shop, live_server, page: Page):
     load_shop(shop)
     make_user(shop, "kim", "editor")
     sign_in(page, live_server, "kim")
@@ -236,7 +236,7 @@ def test_the_builder_works_from_the_keyboard(page: Page, live_server, shop):
     assert outline != "none"  # focus is visible
 
 
-def test_what_is_typed_while_the_builder_answers_is_kept(page: Page, live_server, shop, monkeypatch):
+def test_what_is_typed_while_the_builder_answers_is_kept(shop, live_server, page: Page, monkeypatch):
     load_shop(shop)
     make_user(shop, "tom", "editor")
     sign_in(page, live_server, "tom")
@@ -259,7 +259,7 @@ def test_what_is_typed_while_the_builder_answers_is_kept(page: Page, live_server
         "data-count", str(sum(total > 100 for total in spent.values())))
 
 
-def test_a_viewer_sees_no_edit_controls(page: Page, live_server, shop):
+def test_a_viewer_sees_no_edit_controls(shop, live_server, page: Page):
     load_shop(shop)
     Segment.objects.create(workspace=shop, name="Everyone", definition={"match": "all", "conditions": []})
     make_user(shop, "vera", "viewer")
@@ -273,7 +273,7 @@ def test_a_viewer_sees_no_edit_controls(page: Page, live_server, shop):
     assert response.status == 403
 
 
-def test_import_a_csv_of_contacts(page: Page, live_server, shop, tmp_path, screenshots, settings):
+def test_import_a_csv_of_contacts(shop, live_server, page: Page, tmp_path, screenshots, settings):
     settings.VAR_DIR = tmp_path
     make_user(shop, "ines", "editor")
     sign_in(page, live_server, "ines")
@@ -308,7 +308,7 @@ def test_import_a_csv_of_contacts(page: Page, live_server, shop, tmp_path, scree
     assert Contact.objects.get(workspace=shop, external_id="k2").country == "DE"
 
 
-def test_screenshots_of_the_gallery_and_a_phone_sized_builder(page: Page, live_server, shop, screenshots):
+def test_screenshots_of_the_gallery_and_a_phone_sized_builder(shop, live_server, page: Page, screenshots):
     load_shop(shop)
     make_user(shop, "pia", "editor")
     sign_in(page, live_server, "pia")
@@ -325,7 +325,7 @@ def test_screenshots_of_the_gallery_and_a_phone_sized_builder(page: Page, live_s
     page.screenshot(path=str(screenshots / "builder-phone.png"), full_page=True)
 
 
-def test_the_segment_list_with_trends_statuses_and_search(page: Page, live_server, shop, screenshots):
+def test_the_segment_list_with_trends_statuses_and_search(shop, live_server, page: Page, screenshots):
     load_shop(shop)
     now = timezone.now()
     rules = {
