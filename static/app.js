@@ -128,6 +128,13 @@ document.addEventListener("toggle", (event) => {
   }
 }, true);
 document.addEventListener("keydown", (event) => {
+  // Enter in the picker's search box chooses the first field still shown (instead of submitting the form).
+  if (event.key === "Enter" && event.target.matches("[data-picker-search]")) {
+    event.preventDefault();
+    const first = event.target.closest("details").querySelector("li[data-search]:not([hidden]) button");
+    if (first) first.click();
+    return;
+  }
   if (event.key !== "Escape") return;
   const details = event.target.closest && event.target.closest("details.picker[open]");
   if (details) {
