@@ -155,7 +155,11 @@ def bench_recompute(workspace, contacts: int, args) -> dict:
     rss_after_first = rss_mb(os.getpid())
     versions = member_versions(segment.pk)
     changes_before = SegmentChange.objects.filter(segment=segment).count()
-    same, same_s = timed(lambda: recompute_membership(segment_id=segment.pk, trigger="manual"))
+    same_runs = []
+    for _ in range(3):  # the first run after a big insert also sets the new rows' hint bits: take the median
+        same, seconds = timed(lambda: recompute_membership(segment_id=segment.pk, trigger="manual"))
+        same_runs.append(seconds)
+    same_s = statistics.median(same_runs)
     untouched = member_versions(segment.pk) == versions and SegmentChange.objects.filter(
         segment=segment
     ).count() == changes_before
@@ -192,6 +196,7 @@ def bench_recompute(workspace, contacts: int, args) -> dict:
         "first_recompute_s": first_s,
         "first_entered": first.entered,
         "nothing_changed_s": same_s,
+        "nothing_changed_runs_s": same_runs,
         "nothing_changed_entered_exited": [same.entered, same.exited],
         "nothing_changed_wrote_only_the_snapshot": untouched,
         "diff_1pct_s": diffs,
@@ -563,7 +568,7 @@ def print_report(r: dict) -> None:
         print(f"| preview count (as the API runs it) | {c['preview_count_s']:.2f} s | |")
         print(f"| count with the field catalog cached | {c['count_with_catalog_cached_s']:.2f} s | |")
         print(f"| first recompute ({c['first_entered']:,} entered) | {c['first_recompute_s']:.2f} s | |")
-        print(f"| recompute, nothing changed | {c['nothing_changed_s']:.2f} s "
+        print(f"| recompute, nothing changed, median of 3 | {c['nothing_changed_s']:.2f} s "
               f"({c['ratio_nothing_changed_to_preview']:.2f}x preview) | <= 2x preview |")
         print(f"| ... wrote nothing but the snapshot | {c['nothing_changed_wrote_only_the_snapshot']} | True |")
         d = c["diff_1pct_s"][0]

@@ -95,7 +95,7 @@ def recompute_membership(*, segment_id: int, trigger: str, now: datetime | None 
     started = time.monotonic()
     now = now or timezone.now()
     with _statement_timeout_as_error(), transaction.atomic():
-        previous_timeout = _bound_statements()
+        previous_settings = _tune_transaction()
         segment = _lock_segment(segment_id)
         target_sql, target_params = _compiled_ids_sql(segment, now=now)
         diff = _apply_diff(
@@ -106,7 +106,7 @@ def recompute_membership(*, segment_id: int, trigger: str, now: datetime | None 
         SegmentSnapshot.objects.filter(pk=diff.snapshot_id).update(duration_ms=duration_ms)
         _mark_fresh(segment_id=segment.pk, size=diff.size, now=now)
         snapshot = SegmentSnapshot.objects.get(pk=diff.snapshot_id)
-        _restore_statement_timeout(previous_timeout)
+        _restore_settings(previous_settings)
     if diff.entered or diff.exited:
         _notify_webhooks(segment_id=segment.pk)
     logger.info(
@@ -132,10 +132,10 @@ def recompute_contacts(
     started = time.monotonic()
     now = now or timezone.now()
     with _statement_timeout_as_error(), transaction.atomic():
-        previous_timeout = _bound_statements()
+        previous_settings = _tune_transaction()
         segment = _lock_segment(segment_id)
         if segment.computed_at is None or segment.size is None:
-            _restore_statement_timeout(previous_timeout)
+            _restore_settings(previous_settings)
             return None
         size = segment.size
         entered = exited = 0
@@ -150,7 +150,7 @@ def recompute_contacts(
             size, snapshot_id = diff.size, diff.snapshot_id
             entered += diff.entered
             exited += diff.exited
-        _restore_statement_timeout(previous_timeout)
+        _restore_settings(previous_settings)
         if snapshot_id is None:
             return None
         SegmentSnapshot.objects.filter(pk=snapshot_id).update(
@@ -526,26 +526,34 @@ class _statement_timeout_as_error:
         return False
 
 
-def _bound_statements() -> str | None:
-    """Inside the recompute transaction: limit each statement to SEGMENT_RECOMPUTE_TIMEOUT_S (PostgreSQL).
+def _tune_transaction() -> str | None:
+    """Inside the recompute transaction: limit each statement to SEGMENT_RECOMPUTE_TIMEOUT_S and give it
+    SEGMENT_RECOMPUTE_WORK_MEM (PostgreSQL).
 
-    Returns the previous value for `_restore_statement_timeout`; SET LOCAL semantics (is_local) undo it
+    Returns the previous value for `_restore_settings`; SET LOCAL semantics (is_local) undo it
     with the transaction or savepoint anyway, the restore only matters inside a caller's transaction.
     """
     if connection.vendor != "postgresql":
         return None
     with connection.cursor() as cursor:
+        # work_mem too: the diff hashes the result and the stored members (hundreds of thousands of
+        # ids); with the default 4MB those joins spill to disk in batches.
         cursor.execute(
-            "SELECT current_setting('statement_timeout'), set_config('statement_timeout', %s, true)",
-            [f"{_timeout_ms()}ms"],
+            "SELECT current_setting('statement_timeout') || '|' || current_setting('work_mem'),"
+            " set_config('statement_timeout', %s, true), set_config('work_mem', %s, true)",
+            [f"{_timeout_ms()}ms", settings.SEGMENT_RECOMPUTE_WORK_MEM],
         )
         return cursor.fetchone()[0]
 
 
-def _restore_statement_timeout(previous: str | None) -> None:
+def _restore_settings(previous: str | None) -> None:
     if previous is not None:
+        timeout, work_mem = previous.split("|")
         with connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('statement_timeout', %s, true)", [previous])
+            cursor.execute(
+                "SELECT set_config('statement_timeout', %s, true), set_config('work_mem', %s, true)",
+                [timeout, work_mem],
+            )
 
 
 def _timeout_ms() -> int:

@@ -319,3 +319,19 @@ def test_the_cached_catalog_follows_declared_attribute_types(workspace):
     )
     recompute_membership(segment_id=segment.pk, trigger="definition_change")
     assert members(segment) == {"anna"}
+
+
+def test_the_recompute_settings_do_not_leak_into_the_callers_transaction(workspace):
+    if connection.vendor != "postgresql":
+        pytest.skip("statement_timeout and work_mem are PostgreSQL settings")
+    segment = make_segment(workspace)
+
+    def current() -> tuple:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('statement_timeout'), current_setting('work_mem')")
+            return cursor.fetchone()
+
+    before = current()
+    recompute_membership(segment_id=segment.pk, trigger="manual")  # inside the test's transaction
+
+    assert current() == before
