@@ -67,6 +67,20 @@ def test_other_database_errors_are_not_reported_as_timeouts(db):
     assert not isinstance(raised.value, PreviewTimeout)
 
 
+def test_previews_run_without_jit_and_with_more_work_memory(db):
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL settings")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('jit'), current_setting('work_mem')")
+        before = cursor.fetchone()
+    with statement_timeout(5000), connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('jit'), current_setting('work_mem')")
+        assert cursor.fetchone() == ("off", "64MB")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('jit'), current_setting('work_mem')")
+        assert cursor.fetchone() == before
+
+
 def test_zero_disables_the_limit(db, settings):
     settings.SEGMENT_PREVIEW_TIMEOUT_MS = 0
     with statement_timeout(), connection.cursor() as cursor:
