@@ -149,17 +149,16 @@ def recompute_workspace_stats(*, workspace_id: int, now: datetime | None = None)
     _analyze(_REBUILD)
     assignments = ", ".join(f"{column} = r.{column}" for column in columns)
     processed = 0
-    try:
-        for low, high, count in _id_ranges(workspace_id, RECOMPUTE_CHUNK):
-            _execute(
-                f"UPDATE {_STATS} SET {assignments} FROM {_REBUILD} r"
-                f" WHERE {_STATS}.contact_id = r.contact_id AND r.contact_id BETWEEN %s AND %s"
-                f" AND {_STATS}.computed_at <= %s",
-                [low, high, _dt(started)],
-            )
-            processed += count
-    finally:
-        _execute(f"DROP TABLE IF EXISTS {_REBUILD}", [])
+    for low, high, count in _id_ranges(workspace_id, RECOMPUTE_CHUNK):
+        _execute(
+            f"UPDATE {_STATS} SET {assignments} FROM {_REBUILD} r"
+            f" WHERE {_STATS}.contact_id = r.contact_id AND r.contact_id BETWEEN %s AND %s"
+            f" AND {_STATS}.computed_at <= %s",
+            [low, high, _dt(started)],
+        )
+        processed += count
+    # After a failure the table is left to the end of the session (or the next rebuild's DROP above).
+    _execute(f"DROP TABLE {_REBUILD}", [])
     refresh_rfm(workspace_id=workspace_id)
     return processed
 
@@ -232,7 +231,7 @@ def refresh_scheduled_stats(*, workspace_id: int, now: datetime | None = None) -
     """The hourly upkeep of one workspace: clock-dependent figures, then RFM.
 
     Records the outcome on the workspace (`stats_refreshed_at`, `stats_refresh_error`)
-    so that a failing refresh is visible. Returns the number of row updates.
+    so that a failing refresh is visible. Returns how many contacts' clock figures changed.
     """
     now = now or timezone.now()
     try:
@@ -296,19 +295,18 @@ def _lifecycle_sql(orders: _Orders, *, workspace: Workspace, now: datetime) -> t
         WHEN {orders.last_at} >= %s THEN %s
         WHEN {orders.last_at} >= %s THEN %s
         ELSE %s END"""
-    params = [
-        Lifecycle.PROSPECT,
+    return sql, [
+        str(Lifecycle.PROSPECT),
         _dt(now - timedelta(days=workspace.new_customer_days)),
-        Lifecycle.NEW,
+        str(Lifecycle.NEW),
         active_since,
-        Lifecycle.RETURNING,
+        str(Lifecycle.RETURNING),
         active_since,
-        Lifecycle.ACTIVE,
+        str(Lifecycle.ACTIVE),
         _dt(now - timedelta(days=workspace.churn_days)),
-        Lifecycle.INACTIVE,
-        Lifecycle.CHURNED,
+        str(Lifecycle.INACTIVE),
+        str(Lifecycle.CHURNED),
     ]
-    return sql, [str(p) if isinstance(p, Lifecycle) else p for p in params]
 
 
 def _loyalty_sql(orders: _Orders, *, workspace: Workspace) -> tuple[str, list]:
