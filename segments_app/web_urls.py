@@ -11,6 +11,7 @@ urlpatterns = [
     path("segments/new/builder/", views.segment_create, name="segment-create"),
     path("segments/builder/action/", views.builder_action, name="segment-builder-action"),
     path("segments/builder/preview/", views.builder_preview, name="segment-builder-preview"),
+    path("segments/builder/sample/", views.builder_sample, name="segment-builder-sample"),
     path("segments/suggest/", views.suggest, name="segment-suggest"),
     path("segments/<int:segment_id>/", views.segment_detail, name="segment-detail"),
     path("segments/<int:segment_id>/edit/", views.segment_edit, name="segment-edit"),

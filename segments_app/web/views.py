@@ -19,12 +19,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from contacts.web_access import workspace_view
 from segments_app import builder, dispatch, membership, services, templates_library
 from segments_app.catalog import ATTRIBUTE_PREFIX, Catalog
-from segments_app.definition import validate_definition
+from segments_app.definition import DefinitionError, validate_definition
 from segments_app.filters import MemberFilter
 from segments_app.forms import SegmentMetaForm
-from segments_app.guards import PreviewTimeout
+from segments_app.guards import PreviewTimeout, statement_timeout
 from segments_app.models import Segment, SegmentSnapshot
-from segments_app.selectors import segment_summaries
+from segments_app.selectors import segment_contacts, segment_summaries
 from segments_app.summary import summarize
 from segments_app.web import selectors, suggestions
 
@@ -232,11 +232,15 @@ def builder_preview(request: HttpRequest) -> HttpResponse:
 
 
 def _preview(request: HttpRequest, definition: dict, *, segment_id: int | None) -> dict:
-    """Count, sample and summary of a definition, or its located errors (nothing is saved)."""
-    result = {"errors": [], "count": None, "sample": [], "summary": "", "timeout": "", "elapsed_ms": None}
+    """Count and summary of a definition, or its located errors (nothing is saved).
+
+    The sample is not taken here: for an aggregate condition it costs as much as the count again, so the
+    page asks for it once the count is shown (`builder_sample`).
+    """
+    result = {"errors": [], "count": None, "summary": "", "timeout": "", "elapsed_ms": None}
     try:
         preview = services.preview_segment(
-            workspace=request.workspace, definition=definition, segment_id=segment_id, sample_size=SAMPLE_SIZE
+            workspace=request.workspace, definition=definition, segment_id=segment_id, sample_size=0
         )
     except services.SegmentInvalid as exc:
         result["errors"] = definition_errors(exc.errors)
@@ -244,8 +248,24 @@ def _preview(request: HttpRequest, definition: dict, *, segment_id: int | None) 
     except PreviewTimeout as exc:
         result["timeout"] = str(exc)
         return result
-    result.update(count=preview.count, sample=preview.sample, summary=preview.summary, elapsed_ms=preview.elapsed_ms)
+    result.update(count=preview.count, summary=preview.summary, elapsed_ms=preview.elapsed_ms)
     return result
+
+
+@workspace_view(edit=True)
+@require_POST
+def builder_sample(request: HttpRequest) -> HttpResponse:
+    """A few contacts matching the form as it is now (the preview's examples), under the preview timeout."""
+    definition = builder.definition_from_form(request.POST, catalog=_catalog(request))
+    try:
+        with statement_timeout():
+            contacts = segment_contacts(
+                workspace=request.workspace, definition=definition, segment_id=_editing_id(request)
+            )
+            sample = list(contacts.order_by("pk")[:SAMPLE_SIZE])
+    except (DefinitionError, PreviewTimeout):
+        sample = None  # the count beside it already says what is wrong
+    return render(request, "segments/_preview_sample.html", {"sample": sample})
 
 
 def definition_errors(errors: list[dict]) -> list[dict]:

@@ -159,6 +159,9 @@ def test_build_save_refresh_and_explain_a_nested_segment(shop, live_server, page
     expect_count(page, "... and (opened in 30 days or vip)")
     page.locator("#f-conditions-1-conditions-0-window-last").fill("7")
     expect_count(page, "... and (opened in 7 days or vip)")
+    examples = page.locator("#preview-sample .sample a")
+    expect(examples).to_have_count(len(EXPECTED["... and (opened in 7 days or vip)"]))
+    assert set(examples.all_inner_texts()) == EXPECTED["... and (opened in 7 days or vip)"]
     expect(page.locator("#preview .summary")).to_have_text(
         "Contacts who bought Acme products for over 100 EUR in the last 6 months and "
         "(who opened an email in the last 7 days or are tagged vip)"

@@ -46,6 +46,7 @@ def test_viewer_is_refused_every_edit_endpoint(viewer, segment, workspace):
         viewer.post(f"/segments/{segment.pk}/edit/", {"name": "x", "match": "all"}),
         viewer.post("/segments/builder/action/", {"match": "all", "action": "add||tag"}),
         viewer.post("/segments/builder/preview/", {"match": "all"}),
+        viewer.post("/segments/builder/sample/", {"match": "all"}),
         viewer.post(f"/segments/{segment.pk}/refresh/"),
         viewer.post(f"/segments/{segment.pk}/delete/"),
         viewer.get("/contacts/import/"),

@@ -161,6 +161,22 @@ def test_a_custom_attribute_that_just_appeared_is_offered_and_understood(editor,
     assert 'value="add||attribute:attributes.shoe_size"' in editor.get("/segments/new/builder/").content.decode()
 
 
+def test_the_preview_asks_for_examples_once_the_count_is_shown(editor, workspace):
+    ada = make_contact(workspace, email="ada@example.com", country="PL")
+    make_contact(workspace, email="bob@example.com", country="DE")
+    form = {"match": "all", "conditions[0].type": "attribute", "conditions[0].field": "country",
+            "conditions[0].op": "eq", "conditions[0].value": "PL"}
+    page = editor.post("/segments/builder/preview/", form, **htmx("preview")).content.decode()
+    assert 'hx-post="/segments/builder/sample/" hx-trigger="load"' in page and "ada@" not in page
+    sample = editor.post("/segments/builder/sample/", form, **htmx("preview-sample")).content.decode()
+    assert f'href="/contacts/{ada.pk}/">ada@example.com</a>' in sample and "bob@" not in sample
+    form["conditions[0].value"] = "FR"
+    page = editor.post("/segments/builder/preview/", form, **htmx("preview")).content.decode()
+    assert "Nobody matches yet" in page and "/segments/builder/sample/" not in page
+    form["conditions[0].op"] = "nope"
+    assert "<li>" not in editor.post("/segments/builder/sample/", form).content.decode()
+
+
 def test_an_action_that_does_not_fit_the_form_is_a_clear_400(editor):
     response = editor.post("/segments/builder/action/", {"match": "all", "action": "remove|conditions[3]"})
     assert response.status_code == 400
