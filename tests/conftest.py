@@ -1,9 +1,18 @@
 from __future__ import annotations
 
 import pytest
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from contacts.models import ApiKey, Workspace
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Rate-limit counters and cached catalogs live in the cache; a rolled-back test can leave ids to be reused."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture
