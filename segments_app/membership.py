@@ -386,16 +386,20 @@ def _apply_diff_postgresql(
             RETURNING id
         )"""
         snapshot_params = [segment_id, now, *([size_before] if partial else []), trigger]
+    # One FULL JOIN of the result with the stored members finds both sides of the difference in a
+    # single pass (two anti-joins would hash the hundreds of thousands of members twice).
     sql = f"""
         WITH target (id) AS MATERIALIZED ({target_sql}),
-        entered AS (
-            SELECT t.id FROM target t
-            WHERE NOT EXISTS (SELECT 1 FROM {t["member"]} m WHERE m.segment_id = %s AND m.contact_id = t.id)
+        stored AS (SELECT m.contact_id FROM {t["member"]} m WHERE m.segment_id = %s {scope_sql}),
+        diff AS MATERIALIZED (
+            SELECT t.id AS entered_id, s.contact_id AS exited_id
+            FROM target t FULL JOIN stored s ON s.contact_id = t.id
+            WHERE t.id IS NULL OR s.contact_id IS NULL
         ),
+        entered AS (SELECT entered_id AS id FROM diff WHERE exited_id IS NULL),
         exited AS (
             DELETE FROM {t["member"]} m
-            WHERE m.segment_id = %s {scope_sql}
-              AND NOT EXISTS (SELECT 1 FROM target t WHERE t.id = m.contact_id)
+            WHERE m.segment_id = %s AND m.contact_id IN (SELECT exited_id FROM diff WHERE entered_id IS NULL)
             RETURNING m.contact_id
         ),
         added AS (
@@ -414,8 +418,8 @@ def _apply_diff_postgresql(
     """
     params = [
         *target_params,
-        segment_id,
         segment_id, *scope_params,
+        segment_id,
         segment_id, now,
         *snapshot_params,
         segment_id, now,
