@@ -25,13 +25,10 @@ from segments_app import catalog as cat
 from segments_app.definition import DefinitionError
 from segments_app.explain import explain_contact
 from segments_app.models import Segment
+from segments_app.web.views import is_fragment
 
 CONTACTS_PER_PAGE = 25
 TIMELINE_PER_PAGE = 15
-
-
-def _is_fragment(request: HttpRequest, target: str) -> bool:
-    return request.headers.get("HX-Request") == "true" and request.headers.get("HX-Target") == target
 
 
 @login_required
@@ -66,7 +63,7 @@ def contact_list(request: HttpRequest) -> HttpResponse:
     query = f"q={search}" if search else ""
     context = {"page": page, "search": search, "query": query,
                "has_contacts": bool(page.object_list) or Contact.objects.filter(workspace=request.workspace).exists()}
-    template = "contacts/_contact_table.html" if _is_fragment(request, "contact-table") else "contacts/list.html"
+    template = "contacts/_contact_table.html" if is_fragment(request, "contact-table") else "contacts/list.html"
     return render(request, template, context)
 
 
@@ -85,7 +82,7 @@ def _contact(request: HttpRequest, contact_id: int) -> Contact:
 def contact_detail(request: HttpRequest, contact_id: int) -> HttpResponse:
     contact = _contact(request, contact_id)
     timeline = _timeline(request, contact)
-    if _is_fragment(request, "timeline"):
+    if is_fragment(request, "timeline"):
         return render(request, "contacts/_timeline.html", timeline)
     stats = contact.stats
     context = {
@@ -229,7 +226,7 @@ def import_map(request: HttpRequest, token: str) -> HttpResponse:
         "columns": columns, "targets": csv_import.TARGETS[kind], "plan": plan,
         "errors_shown": plan.row_errors[:200], "preview_rows": _preview_rows(plan)[:10],
     }
-    template = "contacts/_import_check.html" if _is_fragment(request, "import-check") else "contacts/import_map.html"
+    template = "contacts/_import_check.html" if is_fragment(request, "import-check") else "contacts/import_map.html"
     return render(request, template, context)
 
 

@@ -817,18 +817,11 @@ def _names(path: str) -> dict[str, str]:
     return names
 
 
-@dataclass
-class FilterView:
+class _Parts:
+    """Input names and ids of the parts of a node or filter at `self.path`, and its 1-based number."""
+
     path: str
     index: int
-    field_options: list[OptionGroup]
-    op_options: list[Option]
-    property_key: str | None
-    value: ValueView
-
-    @property
-    def id(self) -> str:
-        return dom_id(self.path)
 
     @property
     def number(self) -> int:
@@ -844,7 +837,21 @@ class FilterView:
 
 
 @dataclass
-class NodeView:
+class FilterView(_Parts):
+    path: str
+    index: int
+    field_options: list[OptionGroup]
+    op_options: list[Option]
+    property_key: str | None
+    value: ValueView
+
+    @property
+    def id(self) -> str:
+        return dom_id(self.path)
+
+
+@dataclass
+class NodeView(_Parts):
     """A group or a condition as the builder shows it."""
 
     path: str
@@ -886,14 +893,6 @@ class NodeView:
         return dom_id(self.path, "err")
 
     @property
-    def names(self) -> dict[str, str]:
-        return _names(self.path)
-
-    @property
-    def ids(self) -> dict[str, str]:
-        return {key: dom_id(name) for key, name in self.names.items()}
-
-    @property
     def is_group(self) -> bool:
         return self.kind == "group"
 
@@ -904,10 +903,6 @@ class NodeView:
     @property
     def is_last(self) -> bool:
         return self.index == self.count - 1
-
-    @property
-    def number(self) -> int:
-        return self.index + 1
 
 
 def errors_by_node(errors: Iterable[Mapping[str, str]]) -> dict[str, list[str]]:
