@@ -408,10 +408,13 @@ def _apply_diff_postgresql(
         ),
         {snapshot_cte},
         logged AS (
+            -- In contact order within each kind, so that the log (and the feed) reads the same every time.
             INSERT INTO {t["change"]} (segment_id, snapshot_id, contact_id, change, at)
-            SELECT %s, snap.id, e.id, 'entered', %s FROM entered e CROSS JOIN snap
+            SELECT * FROM (SELECT %s, snap.id, e.id, 'entered', %s FROM entered e CROSS JOIN snap ORDER BY e.id) a
             UNION ALL
-            SELECT %s, snap.id, x.contact_id, 'exited', %s FROM exited x CROSS JOIN snap
+            SELECT * FROM (
+                SELECT %s, snap.id, x.contact_id, 'exited', %s FROM exited x CROSS JOIN snap ORDER BY x.contact_id
+            ) b
         )
         SELECT (SELECT count(*) FROM target), (SELECT count(*) FROM entered), (SELECT count(*) FROM exited),
                (SELECT id FROM snap)
