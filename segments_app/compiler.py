@@ -586,7 +586,14 @@ class _Compiler:
         # all -> AND, any -> OR, none -> AND of negated children; negated: the other way round.
         children_negated = negated != (group.match == "none")
         conjunction = (group.match != "any") != negated
-        parts = [self.node(node, negated=children_negated) for node in group.conditions]
+        # Conditions on computed figures of one group share one semi-join into ContactStats (one row
+        # per contact, so "in S(a) and in S(b)" is "in S(a and b)", likewise for or): one index-only
+        # scan of the stats instead of one per condition.
+        figures = [node for node in group.conditions if self._is_figure(node)]
+        parts = [self.node(node, negated=children_negated) for node in group.conditions if node not in figures]
+        if figures:
+            predicates = [self.figure_predicate(node, negated=children_negated) for node in figures]
+            parts.append(self._stats_semi_join(_and(*predicates) if conjunction else _or(*predicates)))
         return _and(*parts) if conjunction else _or(*parts)
 
     def node(self, node, *, negated: bool = False) -> Cond:
@@ -615,19 +622,34 @@ class _Compiler:
         if cond.op not in field.operators:
             raise CompileError(f"operator {cond.op!r} not allowed for {field.key}")
         if field.source == cat.SOURCE_STATS:
-            # A semi-join into the stored figures: one row per contact, indexed by workspace.
-            column = field.column.removeprefix("stats__")
-            inner = self.field_condition(field, column, cond.op, cond.value)
-            if negated:
-                inner = _not(inner)
-            if isinstance(inner, bool):
-                return inner
-            stats = ContactStats.objects.filter(workspace_id=self.workspace_id).filter(inner)
-            return Q(pk__in=stats.values("contact_id"))
+            return self._stats_semi_join(self.figure_predicate(cond, negated=negated))
         if field.source in (cat.SOURCE_CONTACT, cat.SOURCE_ATTRIBUTE):
             result = self.field_condition(field, field.column, cond.op, cond.value)
             return _not(result) if negated else result
         raise CompileError(f"field {field.key} cannot be used in an attribute condition")
+
+    def _is_figure(self, node) -> bool:
+        if not isinstance(node, AttributeCondition):
+            return False
+        field = self.catalog.field(node.field)
+        return field is not None and field.source == cat.SOURCE_STATS
+
+    def figure_predicate(self, cond: AttributeCondition, *, negated: bool = False) -> Cond:
+        """The condition on a computed figure as a predicate over ContactStats rows."""
+        field = self.catalog.field(cond.field)
+        if field is None or field.source != cat.SOURCE_STATS:
+            raise CompileError(f"{cond.field!r} is not a computed figure")
+        if cond.op not in field.operators:
+            raise CompileError(f"operator {cond.op!r} not allowed for {field.key}")
+        inner = self.field_condition(field, field.column.removeprefix("stats__"), cond.op, cond.value)
+        return _not(inner) if negated else inner
+
+    def _stats_semi_join(self, predicate: Cond) -> Cond:
+        """Contacts whose stats row passes `predicate`: a semi-join, indexed by workspace and figure."""
+        if isinstance(predicate, bool):
+            return predicate
+        stats = ContactStats.objects.filter(workspace_id=self.workspace_id).filter(predicate)
+        return Q(pk__in=stats.values("contact_id"))
 
     def field_condition(self, field: Field, column: str, op: str, value) -> Cond:
         """The condition on one catalog field whose value lives at `column` of the queryset's model."""
