@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from playwright.sync_api import sync_playwright
 
 from contacts.models import Workspace, WorkspaceMember
 
@@ -36,23 +37,34 @@ def pytest_collection_modifyitems(config, items):
 def sync_orm_next_to_playwright():
     """Playwright's sync API runs an asyncio loop in the main thread; the ORM calls of these tests are safe.
 
-    Set for the browser test modules only (set up before and torn down after each test's database
-    fixtures), not for the whole run: subprocesses of other tests (`check --deploy`) must not see it.
-    Tests name `shop` (the database) before `page`, so a test database is created before Playwright starts.
+    Set for the browser test modules only, not for the whole run: subprocesses of other tests
+    (`check --deploy`) must not see it.
     """
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         yield
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
-    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+@pytest.fixture(scope="module")
+def browser(sync_orm_next_to_playwright):
+    """Chromium for one test module, stopped after it.
+
+    Not pytest-playwright's session-wide browser: while Playwright runs, its asyncio loop makes every
+    later ORM call in the main thread look async (SynchronousOnlyOperation in other packages' tests).
+    Tests name `shop` (the database) before `page`, so a test database is created before Playwright starts.
+    """
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
 
 
-@pytest.fixture(scope="session")
-def browser_context_args(browser_context_args):
-    return {**browser_context_args, "viewport": {"width": 1280, "height": 900}, "locale": "en-US"}
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    page = context.new_page()
+    yield page
+    context.close()
 
 
 @pytest.fixture

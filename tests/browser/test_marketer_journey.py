@@ -26,7 +26,6 @@ from tests.factories import make_contact, make_event, make_order, make_product
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.filterwarnings("ignore::pytest.PytestRemovedIn10Warning"),
 ]
 
 
