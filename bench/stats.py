@@ -214,6 +214,7 @@ def drop_workspace() -> None:
         ):
             cursor.execute(f"DELETE FROM {table} WHERE workspace_id = %s", [workspace.pk])
         workspace.delete()
+    analyze()  # without autovacuum the indexes would keep the deleted entries and slow every insertion
 
 
 def timed(action: Callable[[], object]) -> float:
