@@ -614,11 +614,13 @@ def _ensure_rows(scope: _Scope, *, computed_at: datetime | None = None) -> int:
         columns.append(field.column)
         values.append(field.get_db_prep_save(default, connection))
     where, params = scope.where("c", column="id")
+    # ON CONFLICT alone skips the existing rows. A NOT EXISTS on the table being filled could be planned,
+    # when its statistics say "empty", as a nested loop rescanning it while it grows: quadratic.
     sql = f"""
         INSERT INTO {_STATS} ({", ".join(columns)})
         SELECT c.id, c.workspace_id, {", ".join(["%s"] * len(values))}
         FROM {_CONTACT} c
-        WHERE {where} AND NOT EXISTS (SELECT 1 FROM {_STATS} s WHERE s.contact_id = c.id)
+        WHERE {where}
         ON CONFLICT DO NOTHING
     """
     return _execute(sql, [*values, *params])
