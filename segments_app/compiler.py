@@ -560,6 +560,8 @@ class _Compiler:
         self.now = now.astimezone(UTC)
         self.resolve_segment = resolve_segment
         self.inlining: list[int] = []
+        # How many OR groups (of more than one node) enclose the node being compiled.
+        self.or_depth = 0
 
     @property
     def workspace_id(self) -> int:
@@ -590,7 +592,14 @@ class _Compiler:
         # per contact, so "in S(a) and in S(b)" is "in S(a and b)", likewise for or): one index-only
         # scan of the stats instead of one per condition.
         figures = [node for node in group.conditions if self._is_figure(node)]
-        parts = [self.node(node, negated=children_negated) for node in group.conditions if node not in figures]
+        # Inside an OR PostgreSQL cannot turn a correlated EXISTS into a join: it would run it once per
+        # contact. There "has rows" is written `pk IN (rows)`, which it hashes once (see _presence).
+        in_or = not conjunction and len(group.conditions) > 1
+        self.or_depth += in_or
+        try:
+            parts = [self.node(node, negated=children_negated) for node in group.conditions if node not in figures]
+        finally:
+            self.or_depth -= in_or
         if figures:
             predicates = [self.figure_predicate(node, negated=children_negated) for node in figures]
             parts.append(self._stats_semi_join(_and(*predicates) if conjunction else _or(*predicates)))
@@ -687,9 +696,9 @@ class _Compiler:
             raise CompileError("a tag condition without names")
         tagged = ContactTag.objects.filter(tag__workspace_id=self.workspace_id, tag__name__in=names)
         if cond.op == "has_any":
-            return _exists(tagged)
+            return self._presence(tagged)
         if cond.op == "has_none":
-            return ~_exists(tagged)
+            return ~self._presence(tagged)
         if cond.op == "has_all":
             # Tag names are unique per workspace and a contact has a tag once, so the
             # contacts with all of them are those with as many matching tags as names.
@@ -867,7 +876,7 @@ class _Compiler:
                 # for all such counts: only whether there are rows matters.
                 if decided == holds_when_empty:
                     return decided
-                present = _exists(rows, contact)
+                present = self._presence(rows, contact)
                 return present if decided else ~present
         grouped = rows.values(contact)
         if measure == "count":
@@ -896,13 +905,24 @@ class _Compiler:
             if failing is False:
                 return True
             if failing is True:
-                return ~_exists(rows, contact)
+                return ~self._presence(rows, contact)
             return ~Q(pk__in=grouped.filter(failing).values(contact))
         if passes is False:
             return False
         if passes is True:
-            return _exists(rows, contact)
+            return self._presence(rows, contact)
         return Q(pk__in=grouped.filter(passes).values(contact))
+
+    def _presence(self, rows: QuerySet, contact: str = "contact_id") -> Q:
+        """"The contact has rows" in the shape PostgreSQL plans best where it stands.
+
+        Among ANDs: a correlated EXISTS, a semi-join (negated: an anti-join, which NOT IN cannot be).
+        Under an OR: `pk IN (SELECT contact ...)`, a subquery hashed once (negated: NOT IN, likewise),
+        as an OR keeps sublinks from becoming joins and a correlated EXISTS would run per contact.
+        """
+        if self.or_depth:
+            return Q(pk__in=rows.values(contact))
+        return Q(Exists(rows.filter(**{contact: OuterRef("pk")})))
 
     # -- segment
 
@@ -923,11 +943,6 @@ class _Compiler:
 # Measures an item-level aggregate gives directly; min and max need each order's own amount first.
 _ITEM_MEASURES = frozenset({"count", "sum", "avg", "first_at", "last_at"})
 _ITEM_AMOUNT = ExpressionWrapper(F("quantity") * _cents(F("unit_price")), output_field=BigIntegerField())
-
-
-def _exists(rows: QuerySet, contact: str = "contact_id") -> Q:
-    """"The contact has rows": a correlated EXISTS (a semi-join; negated, an anti-join)."""
-    return Q(Exists(rows.filter(**{contact: OuterRef("pk")})))
 
 
 def _count_decided(type_: str, op: str, value, now: datetime) -> bool | None:
