@@ -33,7 +33,7 @@ from django.db import OperationalError, connection, transaction
 
 _QUERY_CANCELED = "57014"
 _SQLITE_PROGRESS_STEPS = 10_000
-PREVIEW_WORK_MEM = "64MB"
+PREVIEW_WORK_MEM = "128MB"
 
 
 class PreviewTimeout(Exception):

@@ -12,7 +12,7 @@ from django.db.models.expressions import RawSQL
 
 from contacts.models import Contact
 from segments_app import services
-from segments_app.guards import PreviewTimeout, statement_timeout
+from segments_app.guards import PREVIEW_WORK_MEM, PreviewTimeout, statement_timeout
 from tests.factories import make_contact
 
 from .support import ALL, attr
@@ -75,7 +75,7 @@ def test_previews_run_without_jit_and_with_more_work_memory(db):
         before = cursor.fetchone()
     with statement_timeout(5000), connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('jit'), current_setting('work_mem')")
-        assert cursor.fetchone() == ("off", "64MB")
+        assert cursor.fetchone() == ("off", PREVIEW_WORK_MEM)
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('jit'), current_setting('work_mem')")
         assert cursor.fetchone() == before
