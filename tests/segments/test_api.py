@@ -357,6 +357,32 @@ def test_preview_of_the_up_selling_example(api, workspace):
     assert body["count"] == 1 and [c["external_id"] for c in body["sample"]] == ["buyer"]
 
 
+def test_preview_of_an_aggregate_counts_all_and_samples_the_first_ten_by_id(api, workspace):
+    buyers = []
+    for n in range(13):
+        contact = make_contact(workspace, external_id=f"b-{n:02}")
+        make_order(contact, total="50.00")
+        make_order(contact, total="60.00")
+        buyers.append(contact)
+    one_order = make_contact(workspace, external_id="once")
+    make_order(one_order, total="500.00")
+    definition = {"match": "all", "conditions": [{"type": "orders", "measure": "count", "op": "gte", "value": 2}]}
+
+    body = api.post("/api/v1/segments/preview/", {"definition": definition}, format="json").json()
+
+    assert body["count"] == 13
+    assert [c["external_id"] for c in body["sample"]] == [f"b-{n:02}" for n in range(10)]
+
+
+def test_preview_of_an_aggregate_matching_nobody(api, workspace):
+    make_contact(workspace, external_id="no-orders")
+    definition = {"match": "all", "conditions": [{"type": "orders", "measure": "sum", "op": "gt", "value": 1}]}
+
+    body = api.post("/api/v1/segments/preview/", {"definition": definition}, format="json").json()
+
+    assert (body["count"], body["sample"]) == (0, [])
+
+
 def test_preview_of_an_empty_definition_is_every_contact(api, workspace):
     make_contact(workspace)
     make_contact(workspace)
