@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 DEMO_CONTACTS ?= 2000
 
-.PHONY: venv run test lint bench migrate demo
+.PHONY: venv run test lint bench migrate demo bench-data bench-small-db bench-ingest bench-stats bench-campaigns \
+	bench-builder bench-segments bench-membership
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,5 +32,27 @@ test: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 
-bench: venv
-	$(PY) manage.py bench
+# Benchmarks need PostgreSQL. The segment and membership ones read the 1,000,000-contact data set, loaded once:
+#   make bench-data   (manage.py seed_demo --contacts 1000000 into BENCH_DATABASE_URL; about 45 minutes here)
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/ds_bench
+BENCH_SMALL_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/ds_bench_small
+BENCH_ENV := DATABASE_URL=$(BENCH_DATABASE_URL)
+BENCH_SMALL_ENV := DATABASE_URL=$(BENCH_SMALL_DATABASE_URL)
+
+bench-data: venv
+	createdb -h 127.0.0.1 -U postgres ds_bench 2>/dev/null || true
+	$(BENCH_ENV) $(PY) manage.py migrate --noinput
+	$(BENCH_ENV) $(PY) manage.py seed_demo --contacts 1000000 --seed 1
+
+bench-small-db: venv
+	createdb -h 127.0.0.1 -U postgres ds_bench_small 2>/dev/null || true
+	$(BENCH_SMALL_ENV) $(PY) manage.py migrate --noinput
+
+bench-ingest bench-stats bench-campaigns bench-builder: bench-small-db
+	$(BENCH_SMALL_ENV) $(PY) -m bench.$(subst bench-,,$@)
+
+bench-segments bench-membership: venv
+	$(BENCH_ENV) $(PY) manage.py migrate --noinput
+	$(BENCH_ENV) $(PY) -m bench.$(subst bench-,,$@)
+
+bench: bench-ingest bench-stats bench-segments bench-membership bench-campaigns
