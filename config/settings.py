@@ -110,6 +110,10 @@ DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {"timeout": 20}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Session settings of every connection. JIT is off: the app runs short statements whose row estimates can
+    # be far off (a refresh of 1,000 contacts was estimated at 15.9M rows and spent 1.9 s compiling).
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = os.environ.get("DATABASE_SESSION_OPTIONS", "-c jit=off")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
