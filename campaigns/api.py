@@ -38,8 +38,8 @@ from campaigns.serializers import (
     SendOut,
 )
 from config.api_errors import ApiError
+from config.api_paging import int_param, keyset_page, next_url, page_size
 from contacts.serializers import ApiErrorsOut
-from segments_app.membership_api import _int_param, _keyset_page, _next_url, _page_size
 
 CAMPAIGN_ID = OpenApiParameter("campaign_id", int, OpenApiParameter.PATH, description="The campaign's id.")
 AUTOMATION_ID = OpenApiParameter("automation_id", int, OpenApiParameter.PATH, description="The automation's id.")
@@ -68,11 +68,11 @@ def _campaign(request: Request, campaign_id: int) -> Campaign:
 
 
 def _page(request: Request, queryset, *, descending: bool) -> tuple[list, dict]:
-    rows, more = _keyset_page(
-        queryset, key="pk", after=_int_param(request, "cursor"), descending=descending, size=_page_size(request)
+    rows, more = keyset_page(
+        queryset, key="pk", after=int_param(request, "cursor"), descending=descending, size=page_size(request)
     )
     next_cursor = str(rows[-1].pk) if more else None
-    return rows, {"next": _next_url(request, "cursor", next_cursor), "next_cursor": next_cursor}
+    return rows, {"next": next_url(request, "cursor", next_cursor), "next_cursor": next_cursor}
 
 
 CREATE_EXAMPLE = OpenApiExample(
@@ -210,7 +210,7 @@ class CampaignRecipientsApi(APIView):
                 raise ValidationError({"status": [f"one of {', '.join(DeliveryStatus.values)}"]})
             rows = rows.filter(status=params["status"])
         if "segment" in params:
-            rows = rows.filter(segment_id=_int_param(request, "segment"))
+            rows = rows.filter(segment_id=int_param(request, "segment"))
         if "control" in params:
             if params["control"] not in {"true", "false"}:
                 raise ValidationError({"control": ["true or false"]})

@@ -439,7 +439,7 @@ def post_batch(
         )
     sent_at = timezone.now().replace(microsecond=0)
     body = json.dumps({**payload, "sent_at": _iso(sent_at), "recipients": recipients}, separators=(",", ":")).encode()
-    code, error = webhooks._post(  # noqa: SLF001 - the segment webhooks' signed POST, reused as is
+    code, error = webhooks.post_signed(
         SimpleNamespace(url=url, secret=secret), SimpleNamespace(pk=delivery_id), body, sent_at
     )
     ids = [row_id for row_id, *_ in messages]

@@ -15,7 +15,7 @@ from rest_framework import serializers
 
 from campaigns.models import Automation, AutomationSend, Campaign, CampaignRecipient, CampaignTarget, Channel
 from campaigns.selectors import delivery_progress
-from segments_app.membership_api import HTTP_URL
+from config.api_paging import HTTP_URL
 
 
 def page_of(name: str, item: type[serializers.Serializer]) -> type[serializers.Serializer]:

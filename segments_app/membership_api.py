@@ -8,26 +8,19 @@ deliveries) or `?after=` (changes).
 
 from __future__ import annotations
 
-from django.core.validators import URLValidator
-from django.db.models import QuerySet
 from django.http import Http404
-from django.utils.http import urlencode
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api_errors import ApiError
+from config.api_paging import HTTP_URL, int_param, keyset_page, next_url, page_size
 from contacts.serializers import ApiErrorsOut
 from segments_app import membership, webhooks
 from segments_app.definition import DefinitionError
 from segments_app.models import Segment, SegmentChange, SegmentSnapshot, WebhookDelivery, WebhookEndpoint
-
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 1000
-
 
 # --- output shapes (also the OpenAPI description) ---------------------------------------------------
 
@@ -94,9 +87,6 @@ class WebhookEndpointCreatedOut(WebhookEndpointOut):
         fields = [*WebhookEndpointOut.Meta.fields, "secret"]
 
 
-HTTP_URL = URLValidator(schemes=["http", "https"], message="Enter an http:// or https:// URL.")
-
-
 class WebhookEndpointIn(serializers.Serializer):
     url = serializers.URLField(max_length=2000, validators=[HTTP_URL], help_text="http(s) URL that receives the POSTs.")
     secret = serializers.CharField(
@@ -135,46 +125,11 @@ class DeliveriesPageOut(serializers.Serializer):
 # --- parsing helpers --------------------------------------------------------------------------------
 
 
-def _page_size(request: Request) -> int:
-    """`?page_size=`: a whole number from 1; larger than 1,000 is served as 1,000."""
-    raw = request.query_params.get("page_size")
-    if raw is None:
-        return DEFAULT_PAGE_SIZE
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValidationError({"page_size": [f"must be a whole number from 1 to {MAX_PAGE_SIZE}"]})
-    return min(int(raw), MAX_PAGE_SIZE)
-
-
-def _int_param(request: Request, name: str) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return None
-    if not raw.isdigit() or len(raw) > 18:
-        raise ValidationError({name: [f"invalid {name}: use the next_cursor of a previous answer"]})
-    return int(raw)
-
-
-def _next_url(request: Request, name: str, value: str | None) -> str | None:
-    if value is None:
-        return None
-    params = request.query_params.copy()
-    params[name] = value
-    return request.build_absolute_uri(request.path) + "?" + urlencode(sorted(params.items()))
-
-
 def _segment(request: Request, segment_id: int) -> Segment:
     segment = Segment.objects.filter(workspace=request.workspace, pk=segment_id).first()
     if segment is None:
         raise Http404
     return segment
-
-
-def _keyset_page(queryset: QuerySet, *, key: str, after: int | None, descending: bool, size: int) -> tuple[list, bool]:
-    """Rows after the cursor in key order, and whether more follow."""
-    if after is not None:
-        queryset = queryset.filter(**{f"{key}__{'lt' if descending else 'gt'}": after})
-    rows = list(queryset.order_by(f"-{key}" if descending else key)[: size + 1])
-    return rows[:size], len(rows) > size
 
 
 SEGMENT_ID = OpenApiParameter("segment_id", int, OpenApiParameter.PATH, description="The segment's id.")
@@ -197,16 +152,16 @@ class SegmentMembersApi(APIView):
     )
     def get(self, request: Request, segment_id: int) -> Response:
         segment = _segment(request, segment_id)
-        size = _page_size(request)
-        rows, more = _keyset_page(
-            membership.stored_members(segment=segment), key="contact_id", after=_int_param(request, "cursor"),
+        size = page_size(request)
+        rows, more = keyset_page(
+            membership.stored_members(segment=segment), key="contact_id", after=int_param(request, "cursor"),
             descending=False, size=size,
         )
         next_cursor = str(rows[-1].contact_id) if more else None
         return Response(
             {
                 "results": MemberOut(rows, many=True).data,
-                "next": _next_url(request, "cursor", next_cursor),
+                "next": next_url(request, "cursor", next_cursor),
                 "next_cursor": next_cursor,
             }
         )
@@ -223,15 +178,15 @@ class SegmentSnapshotsApi(APIView):
     )
     def get(self, request: Request, segment_id: int) -> Response:
         segment = _segment(request, segment_id)
-        rows, more = _keyset_page(
-            SegmentSnapshot.objects.filter(segment=segment), key="pk", after=_int_param(request, "cursor"),
-            descending=True, size=_page_size(request),
+        rows, more = keyset_page(
+            SegmentSnapshot.objects.filter(segment=segment), key="pk", after=int_param(request, "cursor"),
+            descending=True, size=page_size(request),
         )
         next_cursor = str(rows[-1].pk) if more else None
         return Response(
             {
                 "results": SnapshotOut(rows, many=True).data,
-                "next": _next_url(request, "cursor", next_cursor),
+                "next": next_url(request, "cursor", next_cursor),
                 "next_cursor": next_cursor,
             }
         )
@@ -269,16 +224,16 @@ class SegmentChangesApi(APIView):
     )
     def get(self, request: Request, segment_id: int) -> Response:
         segment = _segment(request, segment_id)
-        after = _int_param(request, "after")
-        rows, more = _keyset_page(
+        after = int_param(request, "after")
+        rows, more = keyset_page(
             membership.change_feed(segment=segment), key="pk", after=after, descending=False,
-            size=_page_size(request),
+            size=page_size(request),
         )
         next_cursor = str(rows[-1].pk) if rows else (str(after) if after is not None else None)
         return Response(
             {
                 "results": ChangeOut(rows, many=True).data,
-                "next": _next_url(request, "after", next_cursor),
+                "next": next_url(request, "after", next_cursor),
                 "next_cursor": next_cursor,
                 "has_more": more,
             }
@@ -416,15 +371,15 @@ class WebhookDeliveriesApi(APIView):
     )
     def get(self, request: Request, endpoint_id: int) -> Response:
         endpoint = _endpoint(request, endpoint_id)
-        rows, more = _keyset_page(
-            WebhookDelivery.objects.filter(endpoint=endpoint), key="pk", after=_int_param(request, "cursor"),
-            descending=True, size=_page_size(request),
+        rows, more = keyset_page(
+            WebhookDelivery.objects.filter(endpoint=endpoint), key="pk", after=int_param(request, "cursor"),
+            descending=True, size=page_size(request),
         )
         next_cursor = str(rows[-1].pk) if more else None
         return Response(
             {
                 "results": WebhookDeliveryOut(rows, many=True).data,
-                "next": _next_url(request, "cursor", next_cursor),
+                "next": next_url(request, "cursor", next_cursor),
                 "next_cursor": next_cursor,
             }
         )

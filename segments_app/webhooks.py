@@ -220,7 +220,7 @@ def _deliver_one_batch(
             return 0, None, False
         changes = _changes_payload(delivery)
         body, sent_at = _body(delivery, segment, changes)
-        code, error = _post(endpoint, delivery, body, sent_at)
+        code, error = post_signed(endpoint, delivery, body, sent_at)
         delivery.attempts += 1
         delivery.last_attempt_at = timezone.now()
         delivery.response_code = code
@@ -301,7 +301,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_NoRedirect)
 
 
-def _post(
+def post_signed(
     endpoint: WebhookEndpoint, delivery: WebhookDelivery, body: bytes, sent_at: datetime
 ) -> tuple[int | None, str]:
     """POST the body; returns (HTTP status or None, error text; empty error means delivered)."""

@@ -24,7 +24,7 @@ class FakeReceiver:
     def __init__(self, monkeypatch, codes=()):
         self.codes = list(codes)
         self.bodies: list[dict] = []
-        monkeypatch.setattr(webhooks, "_post", self.post)
+        monkeypatch.setattr(webhooks, "post_signed", self.post)
 
     def post(self, endpoint, delivery, body, sent_at):
         self.bodies.append(json.loads(body))
