@@ -123,8 +123,8 @@ def generate(workspace_id: int, contacts: int) -> dict:
                FROM generate_series(1, %(contacts)s * 5) g""",
         ),
         (
-            """INSERT INTO contacts_orderitem (order_id, product_id, quantity, unit_price)
-               SELECT o.id, %(first_product)s + floor(power(random(), 3) * 2000)::bigint,
+            """INSERT INTO contacts_orderitem (order_id, contact_id, ordered_at, product_id, quantity, unit_price)
+               SELECT o.id, o.contact_id, o.ordered_at, %(first_product)s + floor(power(random(), 3) * 2000)::bigint,
                       1 + floor(random() * 3)::int, round((5 + random() * 95)::numeric, 2)
                FROM contacts_order o CROSS JOIN generate_series(1, 2)
                WHERE o.workspace_id = %(ws)s""",

@@ -303,22 +303,64 @@ class Order(models.Model):
     def __str__(self) -> str:
         return self.external_id
 
+    def save(self, *args, **kwargs) -> None:
+        """Save, and carry a changed contact or time over to the items' copies (see OrderItem)."""
+        adding = self._state.adding
+        super().save(*args, **kwargs)
+        update_fields = kwargs.get("update_fields")
+        if adding or (update_fields is not None and not {"contact", "contact_id", "ordered_at"} & set(update_fields)):
+            return
+        # One UPDATE that matches no row unless the admin (or a test) moved the order or changed its time.
+        self.items.exclude(contact_id=self.contact_id, ordered_at=self.ordered_at).update(
+            contact_id=self.contact_id, ordered_at=self.ordered_at
+        )
+
 
 class OrderItem(models.Model):
+    """One line of an order.
+
+    `contact` and `ordered_at` are copies of the order's `contact_id` and `ordered_at`. They exist for
+    segment conditions on items ("bought Acme products for over 300 EUR in the last 6 months"): with
+    them the matching items in the window are one range of the (product, ordered_at) index that also
+    carries the contact, instead of a join with millions of orders (see docs/benchmarks.md, "Segment
+    preview"). Code keeps them equal to the order's: ingest writes them with the items (and replaces
+    an upserted order's items), `save()` here and `Order.save()` copy them, and an item is deleted with
+    its order. So `contact` has no database constraint of its own and no index: the order's foreign key
+    already guarantees the contact exists, and nothing looks items up by contact.
+    """
+
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="order_items")
+    contact = models.ForeignKey(
+        Contact, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+", editable=False
+    )
+    ordered_at = models.DateTimeField(editable=False)
     quantity = models.PositiveIntegerField(default=1)
     unit_price = models.DecimalField(max_digits=12, decimal_places=2)
 
     class Meta:
-        # Covering: a filter on products (producer, category, SKU) reads the matching items' amounts from
-        # the index alone (segment conditions on items, contacts.stats).
+        # Covering: the items of a product filter (producer, category, SKU) in a time window, with their
+        # contact and amounts, from the index alone (segment conditions on items).
         indexes = [
-            models.Index(fields=["product", "order"], include=["quantity", "unit_price"], name="item_product_order_cov")
+            models.Index(
+                fields=["product", "ordered_at"],
+                include=["contact", "order", "quantity", "unit_price"],
+                name="item_product_time_cov",
+            )
         ]
 
     def __str__(self) -> str:
         return f"{self.quantity} x product {self.product_id}"
+
+    def save(self, *args, **kwargs) -> None:
+        """Save with the copies taken from the order (admin forms and test factories set only the order)."""
+        order = self.order
+        self.contact_id = order.contact_id
+        self.ordered_at = order.ordered_at
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None:
+            kwargs["update_fields"] = {*update_fields, "contact", "ordered_at"}
+        super().save(*args, **kwargs)
 
     @property
     def amount(self) -> Decimal:

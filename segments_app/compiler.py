@@ -64,7 +64,9 @@ from django.db.models.lookups import (
     IsNull,
     LessThan,
     LessThanOrEqual,
+    Lookup,
 )
+from django.db.models.sql.where import WhereNode
 
 from contacts.models import Contact, ContactStats, ContactTag, Event, Order, OrderItem
 
@@ -451,6 +453,72 @@ class _Aggregate(_Operand):
         return Q(**{f"{self.alias}__{lookup}": value})
 
 
+class _PerOrderAggregate(Expression):
+    """MIN or MAX of the per-order amounts, inside `_PerOrderGroups` (the SQL names its columns)."""
+
+    output_field = BigIntegerField()
+
+    def __init__(self, function: str) -> None:
+        super().__init__()
+        self.function = function
+
+    def as_sql(self, compiler, connection):
+        quote = connection.ops.quote_name
+        return f"{self.function}({quote(_PER_ORDER)}.{quote('a')})", ()
+
+
+class _PerOrderExtreme(_Operand):
+    """The smallest or largest order amount of a contact, from amounts summed per order (never missing)."""
+
+    places = 0
+
+    def __init__(self, measure: str) -> None:
+        self.function = {"min": "MIN", "max": "MAX"}[measure]
+
+    def present(self) -> Cond | None:
+        return None
+
+    def test(self, lookup: str, value) -> Cond:
+        return Q(_LOOKUPS[lookup](_PerOrderAggregate(self.function), list(value) if lookup == "in" else value))
+
+
+_PER_ORDER = "per_order"
+
+
+def _where(cond: Q) -> WhereNode:
+    """A Q made only of lookup expressions (no field names to resolve) as SQL's WHERE tree."""
+    children = []
+    for child in cond.children:
+        if isinstance(child, Q):
+            children.append(_where(child))
+        elif isinstance(child, Lookup):
+            children.append(child)
+        else:
+            raise CompileError(f"cannot use {child!r} outside a queryset")
+    return WhereNode(children, connector=cond.connector, negated=cond.negated)
+
+
+class _PerOrderGroups(Subquery):
+    """The contacts whose per-order amounts pass a test: `SELECT c FROM (amount per contact and order)
+    GROUP BY c HAVING test`, for min and max over items, where an order's amount is the sum of its items.
+
+    The ORM cannot aggregate an aggregate, so the outer level is written here: `per_order` is a values
+    queryset of `c` (contact id), `o` (order id) and `a` (amount), and `test` a Q of lookups on
+    `_PerOrderAggregate`.
+    """
+
+    def __init__(self, per_order: QuerySet, test: Q) -> None:
+        super().__init__(per_order, output_field=BigIntegerField())
+        self.having = _where(test)
+
+    def as_sql(self, compiler, connection, template=None, **extra_context):
+        inner_sql, inner_params = self.query.as_sql(compiler, connection)
+        having_sql, having_params = compiler.compile(self.having)
+        table, contact = connection.ops.quote_name(_PER_ORDER), connection.ops.quote_name("c")
+        sql = f"(SELECT {table}.{contact} FROM {inner_sql} {table} GROUP BY {table}.{contact} HAVING {having_sql})"
+        return sql, (*inner_params, *having_params)
+
+
 class _Average(_Operand):
     """avg = sum / count, compared as sum op value * count (exact, no division)."""
 
@@ -709,7 +777,11 @@ class _Compiler:
     # -- orders
 
     def orders(self, cond: OrdersCondition) -> Cond:
-        if cond.measure in _ITEM_MEASURES and any(self._is_item_filter(f) for f in cond.filters):
+        if cond.measure not in cat.ORDER_MEASURES:
+            raise CompileError(f"unknown orders measure {cond.measure!r}")
+        if any(self._is_item_filter(f) for f in cond.filters):
+            # Item filters: the measure is an aggregate over the matching items, which carry their order's
+            # contact and time (count = distinct orders, sum = their items' quantity * unit_price).
             return self.measured(
                 self.item_rows(cond),
                 cond.measure,
@@ -717,9 +789,9 @@ class _Compiler:
                 cond.op,
                 cond.value,
                 amount=_ITEM_AMOUNT,
-                time_column="order__ordered_at",
-                contact="order__contact_id",
+                time_column="ordered_at",
                 count=Count("order_id", distinct=True),
+                order="order_id",
             )
         rows, amount = self.order_rows(cond)
         return self.measured(
@@ -770,10 +842,11 @@ class _Compiler:
     def item_rows(self, cond: OrdersCondition) -> QuerySet | None:
         """The matching items of the orders in the window that pass the order filters (None: none can pass).
 
-        With item filters, count, sum, avg, first_at and last_at are aggregates over these rows grouped
-        by the order's contact: one join of items and orders instead of two correlated subqueries per
-        order (count = distinct orders, sum = their items' quantity * unit_price). Order filters are
-        compiled on the same fields through the item's order.
+        Each item carries copies of its order's `contact_id` and `ordered_at` (see `OrderItem`), so with
+        item filters only the window and the grouping never need the orders: "Acme items in the last 6
+        months" is one range of the (product, ordered_at) index per product, which also holds the contact,
+        the order and the amount. Only order filters (source, total, currency, ordered_at) join each item
+        to its order. The workspace is the products': they belong to the workspace of their items' orders.
         """
         parts: list[Cond] = []
         for flt in cond.filters:
@@ -784,8 +857,8 @@ class _Compiler:
                 raise CompileError(f"operator {flt.op!r} not allowed for filter {field.key}")
             column = field.column if field.source == cat.SOURCE_ITEM else f"order__{field.column}"
             parts.append(self.field_condition(field, column, flt.op, flt.value))
-        rows = OrderItem.objects.filter(order__workspace_id=self.workspace_id)
-        return _filter(self.windowed(rows, "order__ordered_at", cond.window), _and(*parts))
+        rows = OrderItem.objects.filter(product__workspace_id=self.workspace_id)
+        return _filter(self.windowed(rows, "ordered_at", cond.window), _and(*parts))
 
     # -- events
 
@@ -852,11 +925,14 @@ class _Compiler:
         amount: Expression | None = None,
         contact: str = "contact_id",
         count: Expression | None = None,
+        order: str | None = None,
     ) -> Cond:
         """The condition "the measure over `rows` passes `op value`", decided per contact.
 
         `rows` None means the filters can never pass: every contact has no rows. `contact` is the
         path from a row to its contact's id and `count` what `count` counts (default: the rows).
+        `order` is the path to the row's order when several rows make up one order (items): `amount`
+        is then summed per order before `min` and `max` compare the orders' amounts.
 
         Shapes: when the test is decided by the mere presence of rows (a count of at least 1, "did
         not" as count 0, ...) no grouping is needed and the condition is a correlated EXISTS, which
@@ -879,6 +955,7 @@ class _Compiler:
                 present = self._presence(rows, contact)
                 return present if decided else ~present
         grouped = rows.values(contact)
+        per_order: QuerySet | None = None
         if measure == "count":
             operand: _Operand = _Aggregate("m", places=0)
             grouped = grouped.annotate(m=count)
@@ -889,6 +966,10 @@ class _Compiler:
         elif measure == "avg":
             operand = _Average("s", "c", 2)
             grouped = grouped.annotate(s=Sum(amount), c=count)
+        elif measure in ("min", "max") and order is not None:
+            operand = _PerOrderExtreme(measure)
+            value = _scaled(value, 2)
+            per_order = rows.values(c=F(contact), o=F(order)).annotate(a=Sum(amount))
         elif measure in ("min", "max"):
             operand = _Aggregate("m", places=0)
             value = _scaled(value, 2)
@@ -900,18 +981,25 @@ class _Compiler:
             raise CompileError(f"unknown measure {measure!r}")
         # Within a group the measure is present, so the condition is the plain test.
         passes = value_condition(operand, measure_type, op, value, self.now)
+
+        def passing(test: Q) -> QuerySet | Subquery:
+            """The contacts whose group passes `test`."""
+            if per_order is not None:
+                return _PerOrderGroups(per_order, test)
+            return grouped.filter(test).values(contact)
+
         if holds_when_empty:
             failing = _not(passes)
             if failing is False:
                 return True
             if failing is True:
                 return ~self._presence(rows, contact)
-            return ~Q(pk__in=grouped.filter(failing).values(contact))
+            return ~Q(pk__in=passing(failing))
         if passes is False:
             return False
         if passes is True:
             return self._presence(rows, contact)
-        return Q(pk__in=grouped.filter(passes).values(contact))
+        return Q(pk__in=passing(passes))
 
     def _presence(self, rows: QuerySet, contact: str = "contact_id") -> Q:
         """"The contact has rows" in the shape PostgreSQL plans best where it stands.
@@ -940,8 +1028,6 @@ class _Compiler:
             self.inlining.pop()
 
 
-# Measures an item-level aggregate gives directly; min and max need each order's own amount first.
-_ITEM_MEASURES = frozenset({"count", "sum", "avg", "first_at", "last_at"})
 _ITEM_AMOUNT = ExpressionWrapper(F("quantity") * _cents(F("unit_price")), output_field=BigIntegerField())
 
 

@@ -332,7 +332,7 @@ class _CopyWriter(_Writer):
             for model, names in (
                 (Contact, ("id", "workspace", *CONTACT_FIELDS, "updated_at")),
                 (Order, ("id", "workspace", "contact", "external_id", "ordered_at", "source", "currency", "total")),
-                (OrderItem, ("order", "product", "quantity", "unit_price")),
+                (OrderItem, ("order", "contact", "ordered_at", "product", "quantity", "unit_price")),
                 (Event, ("workspace", "contact", "type", "occurred_at", "device", "url", "campaign", "properties")),
                 (ContactTag, ("contact", "tag")),
             )
@@ -371,9 +371,13 @@ class _CopyWriter(_Writer):
                 for bundle, contact_id in zip(chunk, contact_ids, strict=True):
                     for external_id, ordered_at, source, total, order_items in bundle.orders:
                         order_id = next(order_ids)
-                        copy.write_row((order_id, workspace_id, contact_id, external_id, dt(ordered_at, UTC), source,
-                                        currency, _money_text(total)))
-                        items.extend((order_id, product_ids[p], qty, _money_text(c)) for p, qty, c in order_items)
+                        at = dt(ordered_at, UTC)
+                        copy.write_row((order_id, workspace_id, contact_id, external_id, at, source, currency,
+                                        _money_text(total)))
+                        # Each item carries its order's contact and time (see OrderItem).
+                        items.extend(
+                            (order_id, contact_id, at, product_ids[p], qty, _money_text(c)) for p, qty, c in order_items
+                        )
             with cursor.copy(self.sql[OrderItem]) as copy:
                 for item in items:
                     copy.write_row(item)
@@ -418,7 +422,8 @@ class _BulkCreateWriter(_Writer):
         Order.objects.bulk_create(orders, batch_size=SQLITE_BATCH)
         OrderItem.objects.bulk_create(
             [
-                OrderItem(order_id=order.pk, product_id=self.product_ids[p], quantity=qty, unit_price=_money(cents))
+                OrderItem(order_id=order.pk, contact_id=order.contact_id, ordered_at=order.ordered_at,
+                          product_id=self.product_ids[p], quantity=qty, unit_price=_money(cents))
                 for order, items in zip(orders, order_items, strict=True)
                 for p, qty, cents in items
             ],

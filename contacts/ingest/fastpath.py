@@ -177,18 +177,26 @@ def upsert_orders(*, workspace: Workspace, rows: Sequence[OrderRow]) -> dict[str
         return dict(cursor.fetchall())
 
 
-ItemRow = tuple[int, int, int, Decimal]
+ItemRow = tuple[int, int, datetime, int, int, Decimal]
 
 
 def replace_items(*, order_ids: Iterable[int], rows: Sequence[ItemRow]) -> None:
-    """Make the orders' items exactly the (order_id, product_id, quantity, unit_price) rows."""
+    """Make the orders' items exactly the (order_id, contact_id, ordered_at, product_id, quantity, unit_price)
+    rows; contact_id and ordered_at are the order's own, copied onto its items (see OrderItem)."""
     order_ids = list(order_ids)
     if not _postgres():
         OrderItem.objects.filter(order_id__in=order_ids).delete()
         OrderItem.objects.bulk_create(
             [
-                OrderItem(order_id=order_id, product_id=product_id, quantity=quantity, unit_price=unit_price)
-                for order_id, product_id, quantity, unit_price in rows
+                OrderItem(
+                    order_id=order_id,
+                    contact_id=contact_id,
+                    ordered_at=ordered_at,
+                    product_id=product_id,
+                    quantity=quantity,
+                    unit_price=unit_price,
+                )
+                for order_id, contact_id, ordered_at, product_id, quantity, unit_price in rows
             ]
         )
         return
@@ -197,8 +205,9 @@ def replace_items(*, order_ids: Iterable[int], rows: Sequence[ItemRow]) -> None:
         if rows:
             columns = [list(column) for column in zip(*rows, strict=True)]
             cursor.execute(
-                f"INSERT INTO {_table(OrderItem)} (order_id, product_id, quantity, unit_price) "
-                f"SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::integer[], %s::numeric[])",
+                f"INSERT INTO {_table(OrderItem)} (order_id, contact_id, ordered_at, product_id, quantity, unit_price) "
+                f"SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::bigint[], %s::integer[], "
+                f"%s::numeric[])",
                 columns,
             )
 

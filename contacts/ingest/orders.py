@@ -143,10 +143,19 @@ def write_orders(workspace: Workspace, records: list[dict], result: IngestResult
         ],
     )
     # Every order of the call, not only the ones seen before: a concurrent call may have just created one.
+    # Replacing (never keeping) an upserted order's items is also what keeps their copies of the order's
+    # contact and time current when an upsert moves the order or changes its time.
     fastpath.replace_items(
         order_ids=order_ids.values(),
         rows=[
-            (order_ids[external_id], product_ids[item["sku"]], item["quantity"], item["unit_price"])
+            (
+                order_ids[external_id],
+                contact_ids[latest[external_id]["contact"]],
+                latest[external_id]["ordered_at"],
+                product_ids[item["sku"]],
+                item["quantity"],
+                item["unit_price"],
+            )
             for external_id in external_ids
             for item in latest[external_id]["items"]
         ],

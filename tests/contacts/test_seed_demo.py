@@ -171,6 +171,13 @@ def test_every_reference_points_to_a_row_of_the_same_workspace(db, shop):
     assert tags.count() == tags.filter(tag__workspace=shop).count()
 
 
+def test_every_item_carries_its_orders_contact_and_time(db, shop):
+    items = OrderItem.objects.filter(order__workspace=shop)
+    assert items.count() > 0
+    assert items.exclude(contact_id=F("order__contact_id")).count() == 0
+    assert items.exclude(ordered_at=F("order__ordered_at")).count() == 0
+
+
 def test_order_totals_equal_their_items_and_use_the_workspace_currency(db, shop):
     item_sums: dict[int, Decimal] = defaultdict(Decimal)
     item_counts: dict[int, int] = defaultdict(int)

@@ -56,6 +56,8 @@ def load(world: GeneratedWorld) -> tuple[Workspace, dict[int, int]]:
             OrderItem.objects.bulk_create(
                 OrderItem(
                     order=order_row,
+                    contact=row,
+                    ordered_at=order_row.ordered_at,
                     product=products[id(item.product)],
                     quantity=item.quantity,
                     unit_price=item.unit_price,
