@@ -77,8 +77,8 @@ def write_products(workspace: Workspace, records: list[dict], result: IngestResu
     ]
     if changed_ids:
         buyers = set(
-            OrderItem.objects.filter(product_id__in=changed_ids, order__workspace=workspace)
-            .values_list("order__contact_id", flat=True)
+            # The changed products are the workspace's, so are their items; each item carries its buyer.
+            OrderItem.objects.filter(product_id__in=changed_ids).values_list("contact_id", flat=True)
             .distinct()
         )
         result.contact_ids = sorted(buyers)
