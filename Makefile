@@ -33,7 +33,7 @@ lint: venv
 	$(VENV)/bin/ruff check .
 
 # Benchmarks need PostgreSQL. The segment and membership ones read the 1,000,000-contact data set, loaded once:
-#   make bench-data   (manage.py seed_demo --contacts 1000000 into BENCH_DATABASE_URL; about 45 minutes here)
+#   make bench-data   (manage.py seed_demo --contacts 1000000 into BENCH_DATABASE_URL; 11 minutes here on a tuned, idle server; 42 on a stock, busy one)
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/ds_bench
 BENCH_SMALL_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/ds_bench_small
 BENCH_ENV := DATABASE_URL=$(BENCH_DATABASE_URL)

@@ -1,0 +1,56 @@
+"""Migration 0005 fills the new copies on items that existed before it (the backfill of a live database)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+BEFORE = [("contacts", "0004_segment_indexes")]
+AFTER = [("contacts", "0005_item_order_copies")]
+
+
+def migrate(targets: list[tuple[str, str]]):
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(targets)
+    return executor.loader.project_state(targets).apps
+
+
+@pytest.mark.django_db(transaction=True)
+def test_existing_items_get_their_orders_contact_and_time():
+    old = migrate(BEFORE)
+    try:
+        Workspace = old.get_model("contacts", "Workspace")
+        Contact = old.get_model("contacts", "Contact")
+        Product = old.get_model("contacts", "Product")
+        Order = old.get_model("contacts", "Order")
+        OrderItem = old.get_model("contacts", "OrderItem")
+        shop = Workspace.objects.create(name="Before 0005")
+        ann, bob = (Contact.objects.create(workspace=shop, external_id=name) for name in ("ann", "bob"))
+        mug = Product.objects.create(workspace=shop, sku="MUG", name="Mug", price=Decimal("9.50"))
+        times = {"o-1": datetime(2024, 5, 1, 10, tzinfo=UTC), "o-2": datetime(2025, 1, 31, 23, 59, tzinfo=UTC)}
+        for external_id, buyer in (("o-1", ann), ("o-2", bob)):
+            order = Order.objects.create(
+                workspace=shop, contact=buyer, external_id=external_id, ordered_at=times[external_id],
+                currency="EUR", total=Decimal("19.00"),
+            )  # fmt: skip
+            OrderItem.objects.bulk_create(
+                [OrderItem(order=order, product=mug, quantity=1, unit_price=Decimal("9.50")) for _ in range(2)]
+            )
+
+        new = migrate(AFTER)
+
+        items = new.get_model("contacts", "OrderItem").objects.filter(order__workspace_id=shop.pk)
+        copies = sorted(items.values_list("order__external_id", "contact_id", "ordered_at"))
+        assert copies == [
+            ("o-1", ann.pk, times["o-1"]),
+            ("o-1", ann.pk, times["o-1"]),
+            ("o-2", bob.pk, times["o-2"]),
+            ("o-2", bob.pk, times["o-2"]),
+        ]
+    finally:
+        migrate(AFTER)
