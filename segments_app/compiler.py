@@ -970,6 +970,13 @@ class _Compiler:
             operand = _PerOrderExtreme(measure)
             value = _scaled(value, 2)
             per_order = rows.values(c=F(contact), o=F(order)).annotate(a=Sum(amount))
+            if op in _DECIDED_BY_ONE_ORDER[measure]:
+                # "The largest order is over v" is "some order is over v" (likewise the smallest under v):
+                # one aggregate per order instead of a second one per contact. No orders: missing, false.
+                some_order = value_condition(_Aggregate("a", places=0), measure_type, op, value, self.now)
+                if isinstance(some_order, bool):
+                    return self._presence(rows, contact) if some_order else False
+                return Q(pk__in=per_order.filter(some_order).values("c"))
         elif measure in ("min", "max"):
             operand = _Aggregate("m", places=0)
             value = _scaled(value, 2)
@@ -1028,6 +1035,8 @@ class _Compiler:
             self.inlining.pop()
 
 
+# Tests on the largest / smallest order amount that one order decides (max > v: some order is over v).
+_DECIDED_BY_ONE_ORDER = {"max": frozenset({"gt", "gte"}), "min": frozenset({"lt", "lte"})}
 _ITEM_AMOUNT = ExpressionWrapper(F("quantity") * _cents(F("unit_price")), output_field=BigIntegerField())
 
 

@@ -146,6 +146,33 @@ def test_avg_min_max_with_item_filters_use_matching_items_per_order(workspace):
     assert members(workspace, ALL(orders("last_at", "before", ago(days=1).isoformat(), **acme_only))) == {"buyer"}
 
 
+def test_largest_and_smallest_item_order_compare_per_order_sums(workspace):
+    """max > v / min < v are decided by one order (compiled as "some order's sum passes"): check the edges."""
+    acme = make_product(workspace, producer="Acme")
+    other = make_product(workspace, producer="Other")
+    # Acme sums per order: big 30 and 10 (no single Acme item is over 20, the first order's sum is);
+    # small 20.01; other_only has no Acme order at all.
+    big = make_contact(workspace, external_id="big")
+    make_order(big, items=[(acme, 2, "15"), (other, 1, "100")], ordered_at=ago(days=3))
+    make_order(big, items=[(acme, 1, "10")], ordered_at=ago(days=2))
+    make_order(make_contact(workspace, external_id="small"), items=[(acme, 1, "20.01")], ordered_at=ago(days=1))
+    make_order(make_contact(workspace, external_id="other_only"), items=[(other, 1, "500")], ordered_at=ago(days=1))
+    make_contact(workspace, external_id="never")
+    acme_only = {"filters": [{"field": "product.producer", "op": "eq", "value": "Acme"}]}
+    everyone = {"big", "small", "other_only", "never"}
+
+    assert members(workspace, ALL(orders("max", "gt", 20, **acme_only))) == {"big", "small"}
+    assert members(workspace, ALL(orders("max", "gt", 20.01, **acme_only))) == {"big"}
+    assert members(workspace, ALL(orders("max", "gte", 30, **acme_only))) == {"big"}
+    assert members(workspace, ALL(orders("max", "gt", 20.005, **acme_only))) == {"big", "small"}
+    assert members(workspace, ALL(orders("min", "lt", 20.01, **acme_only))) == {"big"}
+    assert members(workspace, ALL(orders("min", "lte", 20.01, **acme_only))) == {"big", "small"}
+    assert members(workspace, ALL(orders("min", "lt", 10, **acme_only))) == set()
+    # Contacts without Acme orders have no largest order: false, and in `none` the exact complement.
+    none_over_20 = {"match": "none", "conditions": [orders("max", "gt", 20, **acme_only)]}
+    assert members(workspace, none_over_20) == everyone - {"big", "small"}
+
+
 def test_item_filter_ne_passes_items_without_the_value(workspace):
     unbranded = make_product(workspace, producer=None)
     acme = make_product(workspace, producer="Acme")
