@@ -173,7 +173,7 @@ class SegmentListApi(APIView):
         summary="Create a segment",
         operation_id="segments_create",
         description="Validates the definition (" + ERRORS_DOC + ") and schedules the first computation of "
-        "the stored membership (`status` new, then fresh). Names are unique in the workspace ignoring case.",
+        "the stored membership (`status` new, then fresh). Names may repeat; `id` tells segments apart.",
         request=SegmentIn,
         responses={201: SegmentOut, 400: BAD_REQUEST},
         examples=[

@@ -54,6 +54,8 @@ MAX_PLACES = 6
 # Segments referring to segments referring to ...: deep enough for any real use, and
 # shallow enough that inlining them can never exhaust the stack.
 MAX_REFERENCE_DEPTH = 20
+# The contract's own wording for a range given the wrong way round (numbers and times alike).
+BETWEEN_REVERSED = "between needs [low, high] with low <= high"
 MATCHES = ("all", "any", "none")
 CONDITION_TYPES = ("attribute", "tag", "orders", "event", "segment")
 
@@ -702,7 +704,7 @@ class _Parser:
         if low is None or high is None:
             return None
         if low > high:
-            self.error(path, f"between needs [low, high] with low <= high, got [{raw[0]}, {raw[1]}]")
+            self.error(path, BETWEEN_REVERSED)
             return None
         return low, high
 
@@ -714,7 +716,7 @@ class _Parser:
         if low is None or high is None:
             return None
         if _surely_reversed(low, high):
-            self.error(path, "between needs [earlier, later] with the earlier time first")
+            self.error(path, BETWEEN_REVERSED)
             return None
         return low, high
 

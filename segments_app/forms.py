@@ -16,7 +16,9 @@ REFRESH_CHOICES = [
 
 
 class SegmentMetaForm(forms.Form):
-    """What the builder saves besides the definition. The service checks the rest (e.g. unique names)."""
+    """What the builder saves besides the definition.
+
+    The service checks the rest, and for the wizard also that no other segment has the name."""
 
     name = forms.CharField(max_length=200, label="Name")
     description = forms.CharField(required=False, label="Description", widget=forms.Textarea(attrs={"rows": 2}))

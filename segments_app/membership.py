@@ -37,6 +37,7 @@ from segments_app.catalog import Catalog, build_catalog
 from segments_app.compiler import compile_definition
 from segments_app.definition import DefinitionError, WorkspaceSegments, parse_definition
 from segments_app.models import Segment, SegmentChange, SegmentMember, SegmentSnapshot
+from segments_app.selectors import contact_ids_sql
 
 logger = logging.getLogger(__name__)
 
@@ -272,7 +273,7 @@ def _compiled_ids_sql(
     queryset = matching_contacts(segment, now=now)
     if contact_ids is not None:
         queryset = queryset.filter(pk__in=list(contact_ids))
-    return queryset.order_by().values("pk").query.sql_with_params()
+    return contact_ids_sql(queryset)
 
 
 def matching_contacts(segment: Segment, *, now: datetime) -> QuerySet[Contact]:

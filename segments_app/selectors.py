@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db.models import PROTECT, RESTRICT, QuerySet
 from django.utils import timezone
 
@@ -62,6 +63,19 @@ def compiled_contacts(
     """
     condition = compile_definition(group, catalog=catalog, now=now, resolve_segment=segments.resolve)
     return Contact.objects.filter(workspace=workspace).filter(condition)
+
+
+def contact_ids_sql(contacts: QuerySet[Contact]) -> tuple[str, tuple]:
+    """SQL and params selecting the ids of `contacts`, to embed in hand-written SQL.
+
+    A definition that can never match (e.g. "orders count is not set") compiles to an empty `pk IN ()`,
+    which Django refuses to render; that becomes a query of no rows rather than an error.
+    """
+    try:
+        return contacts.order_by().values("pk").query.sql_with_params()
+    except EmptyResultSet:
+        table = Contact._meta.db_table
+        return f'SELECT "{table}"."id" FROM "{table}" WHERE 1 = 0', ()
 
 
 def workspace_segments(*, workspace: Workspace) -> QuerySet[Segment]:

@@ -42,7 +42,7 @@ from .definition import (
 )
 from .guards import statement_timeout
 from .models import Segment, SegmentSnapshot
-from .selectors import compiled_contacts, referenced_segment_ids, segment_names, segment_users
+from .selectors import compiled_contacts, contact_ids_sql, referenced_segment_ids, segment_names, segment_users
 from .summary import summarize
 
 NAME_MAX = 200
@@ -120,7 +120,9 @@ def definition_errors(exc: DefinitionError) -> list[dict[str, str]]:
     ]
 
 
-def _check_name(name: Any, *, workspace: Workspace, exclude_id: int | None, errors: list) -> str | None:
+def _check_name(
+    name: Any, *, workspace: Workspace, exclude_id: int | None, unique: bool, errors: list
+) -> str | None:
     if name is None or (isinstance(name, str) and not name.strip()):
         errors.append({"path": "name", "message": "name is required"})
         return None
@@ -134,6 +136,8 @@ def _check_name(name: Any, *, workspace: Workspace, exclude_id: int | None, erro
     if "\x00" in name:
         errors.append({"path": "name", "message": "name cannot contain the NUL character"})
         return None
+    if not unique:
+        return name
     taken = Segment.objects.filter(workspace=workspace, name__iexact=name)
     if exclude_id is not None:
         taken = taken.exclude(pk=exclude_id)
@@ -209,15 +213,18 @@ def create_segment(
     description: Any = "",
     refresh_minutes: Any = REFRESH_MINUTES_DEFAULT,
     created_by=None,
+    unique_name: bool = False,
 ) -> Segment:
     """Create a segment after checking every field; schedules its first membership computation.
 
+    Names may repeat (the API contract has no such rule); `unique_name` refuses a name another segment
+    of the workspace has, ignoring case, as the wizard does so that its segment pickers stay unambiguous.
     Raises `SegmentInvalid` with every located error (nothing is saved).
     """
     _lock_workspace(workspace)
     _lock_referenced(definition, workspace)
     errors: list[dict[str, str]] = []
-    clean_name = _check_name(name, workspace=workspace, exclude_id=None, errors=errors)
+    clean_name = _check_name(name, workspace=workspace, exclude_id=None, unique=unique_name, errors=errors)
     clean_description = _check_description(description, errors)
     clean_refresh = _check_refresh_minutes(refresh_minutes, errors)
     valid = _check_definition_into(definition, workspace=workspace, segment_id=None, errors=errors)
@@ -243,6 +250,7 @@ def update_segment(
     description: Any = _UNSET,
     definition: Any = _UNSET,
     refresh_minutes: Any = _UNSET,
+    unique_name: bool = False,
 ) -> Segment:
     """Change some fields of a segment, checked exactly as on create; omitted fields stay as they are.
 
@@ -254,7 +262,9 @@ def update_segment(
     errors: list[dict[str, str]] = []
     changes: dict[str, Any] = {}
     if name is not _UNSET:
-        changes["name"] = _check_name(name, workspace=workspace, exclude_id=segment.pk, errors=errors)
+        changes["name"] = _check_name(
+            name, workspace=workspace, exclude_id=segment.pk, unique=unique_name, errors=errors
+        )
     if description is not _UNSET:
         changes["description"] = _check_description(description, errors)
     if refresh_minutes is not _UNSET:
@@ -365,7 +375,7 @@ def _count_and_sample(contacts: QuerySet[Contact], *, sample_size: int, one_pass
     if not one_pass or connection.vendor != "postgresql":
         count = contacts.count()
         return count, (list(contacts.order_by("pk")[:sample_size]) if count else [])
-    sql, params = contacts.order_by().values("pk").query.sql_with_params()
+    sql, params = contact_ids_sql(contacts)
     with connection.cursor() as cursor:
         cursor.execute(
             f"WITH matching(id) AS MATERIALIZED ({sql}) "

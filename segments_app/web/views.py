@@ -124,7 +124,7 @@ def _save(request: HttpRequest, *, segment: Segment | None) -> HttpResponse:
     form = SegmentMetaForm(request.POST, initial=_initial(segment) if segment else {})
     if not form.is_valid():
         return _builder_page(request, definition=definition, form=form, segment=segment, status=400)
-    fields = {**form.cleaned_data, "definition": definition}
+    fields = {**form.cleaned_data, "definition": definition, "unique_name": True}
     try:
         if segment is None:
             saved = services.create_segment(workspace=request.workspace, created_by=request.user, **fields)

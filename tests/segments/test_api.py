@@ -163,12 +163,17 @@ def test_a_missing_name_and_definition_are_both_reported(api):
     assert sorted(paths(response)) == ["definition", "name"]
 
 
-def test_names_are_trimmed_and_unique_ignoring_case(api):
-    assert create(api, name="  VIP buyers ").json()["name"] == "VIP buyers"
+def test_names_are_trimmed_and_may_repeat(api):
+    """api.md sets no uniqueness rule on names (the wizard refuses a taken name, see tests/web)."""
+    first = create(api, name="  VIP buyers ")
+    assert first.json()["name"] == "VIP buyers"
 
-    response = create(api, name="vip BUYERS")
-    assert response.status_code == 400 and paths(response) == ["name"]
-    assert "already exists" in response.json()["errors"][0]["message"]
+    second = create(api, name="VIP buyers")
+
+    assert second.status_code == 201
+    assert second.json()["id"] != first.json()["id"]
+    renamed = api.patch(f"/api/v1/segments/{first.json()['id']}/", {"name": "vip BUYERS"}, format="json")
+    assert (renamed.status_code, renamed.json()["name"]) == (200, "vip BUYERS")
 
 
 def test_the_same_name_in_another_workspace_is_fine(api, other_api):
@@ -185,7 +190,7 @@ def test_definition_errors_are_located_from_the_definitions_root(api):
 
     assert response.status_code == 400
     assert response.json()["errors"] == [
-        {"path": "conditions[1].value", "message": "between needs [low, high] with low <= high, got [5, 1]"}
+        {"path": "conditions[1].value", "message": "between needs [low, high] with low <= high"}
     ]
 
 
@@ -233,15 +238,6 @@ def test_patch_refuses_unknown_keys_and_read_only_fields(api):
     response = api.patch(f"/api/v1/segments/{segment['id']}/", {"status": "fresh", "name": "x"}, format="json")
     assert response.status_code == 400 and paths(response) == ["status"]
     assert Segment.objects.get(pk=segment["id"]).name == "Poland"
-
-
-def test_patch_may_keep_its_own_name_but_not_take_another(api):
-    first = create(api, name="First").json()
-    create(api, name="Second")
-
-    assert api.patch(f"/api/v1/segments/{first['id']}/", {"name": "FIRST"}, format="json").status_code == 200
-    response = api.patch(f"/api/v1/segments/{first['id']}/", {"name": "second"}, format="json")
-    assert response.status_code == 400 and paths(response) == ["name"]
 
 
 def test_a_changed_definition_is_recomputed_a_rename_is_not(api, django_capture_on_commit_callbacks):
