@@ -13,11 +13,11 @@ boolean and choice. Semantics every reader must agree on:
   is false on a missing value except `is_not_set`, `ne`, `not_in`, `not_contains`,
   `not_in_last` and `is_false`, which are true.
 - Text: `eq`, `ne`, `in`, `not_in` compare exactly (case-sensitive, byte for byte).
-  `contains`, `not_contains`, `starts_with`, `ends_with` ignore case, where "case"
-  means the ASCII letters A-Z/a-z only: SQLite's LIKE and lower() fold ASCII only
-  and PostgreSQL's folding depends on the database locale, so ASCII folding is the
-  one definition that gives the same members on both (and `%`, `_` and `\\` in a
-  value match themselves). "Kraków" contains "KRAK" but not "KRAKÓW".
+  `contains`, `not_contains`, `starts_with`, `ends_with` ignore case: the upper-case
+  letters of Latin, Greek and Cyrillic fold to lower case letter by letter, by one
+  table applied identically in SQL and Python whatever the database or its locale
+  (`segments_app.casefold`; `%`, `_` and `\\` in a value match themselves).
+  "Kraków" contains "KRAKÓW", "Łódź" starts with "ŁÓ".
 - `birth_date` is a date; it is compared as midnight UTC of that day.
 
 Custom attributes (`attributes.<key>`, category "Contact details"):

@@ -71,6 +71,7 @@ from django.db.models.sql.where import WhereNode
 from contacts.models import Contact, ContactStats, ContactTag, Event, Order, OrderItem
 
 from . import catalog as cat
+from .casefold import fold, folded_sql
 from .catalog import Catalog, Field
 from .definition import (
     AttributeCondition,
@@ -135,13 +136,8 @@ def _q(part: Cond) -> Q:
 # ---------------------------------------------------------------------------- SQL pieces
 
 
-def _ascii_lower(text: str) -> str:
-    """Lower-case A-Z only: the case folding the contract's "ignore case" means here (see catalog)."""
-    return "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in text)
-
-
 def _like_pattern(text: str, op: str) -> str:
-    escaped = _ascii_lower(text).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    escaped = fold(text).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     if op == "starts_with":
         return escaped + "%"
     if op == "ends_with":
@@ -149,11 +145,8 @@ def _like_pattern(text: str, op: str) -> str:
     return "%" + escaped + "%"
 
 
-_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
 class FoldedLike(Expression):
-    """`lower_ascii(expression) LIKE pattern`: case-insensitive for A-Z only, identically on both databases."""
+    """`fold(expression) LIKE pattern`: "ignore case" as `segments_app.casefold` defines it, on both databases."""
 
     output_field = BooleanField()
     conditional = True
@@ -170,13 +163,7 @@ class FoldedLike(Expression):
         (self.expression,) = exprs
 
     def as_sql(self, compiler, connection):
-        sql, params = compiler.compile(self.expression)
-        if connection.vendor == "sqlite":
-            # SQLite's built-in lower() folds ASCII only.
-            folded = f"lower({sql})"
-        else:
-            # translate() folds exactly A-Z whatever the database locale is.
-            folded = f"translate({sql}, '{_UPPER}', '{_UPPER.lower()}')"
+        folded, params = folded_sql(*compiler.compile(self.expression), connection.vendor)
         return f"{folded} LIKE %s ESCAPE '\\'", (*params, self.pattern)
 
 

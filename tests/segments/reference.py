@@ -10,7 +10,8 @@ Decisions it implements (the same ones the catalog module documents):
 - missing = None, "" for text and choice; for custom attributes only values of the
   attribute's type count (numbers for number, true/false for boolean, non-empty
   strings for text/choice, ISO strings for datetime);
-- "ignore case" folds ASCII A-Z only;
+- "ignore case" folds, letter by letter, the upper-case letters of A-Z, À-Þ, Ā-ž, Ά-Ϋ and Ѐ-Я whose lower
+  case is one letter that upper-cases back (the README's rule);
 - `birth_date` compares as midnight UTC;
 - months are calendar months, clamped to the month's last day.
 """
@@ -205,8 +206,16 @@ def number(value: Any) -> Decimal:
     return Decimal(value)
 
 
+def _folds(c: str) -> bool:
+    """Is `c` an upper-case letter of the folded ranges with a one-letter lower case that maps back?"""
+    in_blocks = any(
+        low <= c <= high for low, high in (("A", "Z"), ("À", "Þ"), ("Ā", "ž"), ("Ά", "Ϋ"), ("Ѐ", "Я"))
+    )
+    return in_blocks and c.lower() != c and len(c.lower()) == 1 and c.lower().upper() == c
+
+
 def fold(text: str) -> str:
-    return "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in text)
+    return "".join(c.lower() if _folds(c) else c for c in text)
 
 
 def column_value(type_: str, raw: Any) -> Any:

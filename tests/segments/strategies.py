@@ -48,7 +48,8 @@ BUILTIN_EVENTS = [
 DATA_EVENTS = ["email_open", "email_click", "page_view", "cart_add", "webinar", "Webinar"]
 EXTRA_EVENT_TYPES = ["trial_started"]  # received once, no events left
 
-TEXTS = ["Anna", "anna", "ANNA", "nna", "Kraków", "KRAKÓW", "kraków", "a%b", "a_b", "axb", "x\\y", " ", "Ünï", "ünï"]
+TEXTS = ["Anna", "anna", "ANNA", "nna", "Kraków", "KRAKÓW", "kraków", "a%b", "a_b", "axb", "x\\y", " ", "Ünï", "ünï",
+         "ŁÓDŹ", "łódź", "МОСКВА", "Москва", "ΣΟΦΙΑ", "σοφια", "İstanbul", "istanbul", "STRASSE", "straße"]
 SHORT_TEXTS = ["PL", "pl", "DE", "P", "%", "_", "é", "É"]  # for country (2 characters at most)
 PRODUCER_TEXTS = ["Acme", "ACME", "acme corp", "Globex", "a_b", "50%"]
 SOURCES = ["paid_search", "paid_social", "organic", "Paid_Search", "email"]

@@ -76,14 +76,25 @@ def test_eq_and_in_are_exact_and_case_sensitive(workspace):
     assert members(workspace, ALL(attr("city", "in", ["paris", "Lyon"]))) == {"lower"}
 
 
-def test_contains_family_ignores_ascii_case_only(workspace):
+def test_contains_family_ignores_the_case_of_latin_greek_and_cyrillic_letters(workspace):
     make_contact(workspace, external_id="krakow", city="Kraków")
     make_contact(workspace, external_id="shout", city="KRAKÓW")
     make_contact(workspace, external_id="warsaw", city="Warsaw")
+    make_contact(workspace, external_id="lodz", city="ŁÓDŹ")
+    make_contact(workspace, external_id="moscow", city="Москва")
+    make_contact(workspace, external_id="istanbul", city="İstanbul")
     assert members(workspace, ALL(attr("city", "contains", "kRaK"))) == {"krakow", "shout"}
-    assert members(workspace, ALL(attr("city", "contains", "ków"))) == {"krakow"}
-    assert members(workspace, ALL(attr("city", "ends_with", "ÓW"))) == {"shout"}
+    assert members(workspace, ALL(attr("city", "contains", "ków"))) == {"krakow", "shout"}
+    assert members(workspace, ALL(attr("city", "ends_with", "ÓW"))) == {"krakow", "shout"}
     assert members(workspace, ALL(attr("city", "starts_with", "wAR"))) == {"warsaw"}
+    assert members(workspace, ALL(attr("city", "starts_with", "łód"))) == {"lodz"}
+    assert members(workspace, ALL(attr("city", "contains", "МОСК"))) == {"moscow"}
+    assert members(workspace, ALL(attr("city", "not_contains", "Ów"))) == {"warsaw", "lodz", "moscow", "istanbul"}
+    # "İ" lower-cases to two characters: it is compared as it is, so only an exact "İ" matches it.
+    assert members(workspace, ALL(attr("city", "starts_with", "ist"))) == set()
+    assert members(workspace, ALL(attr("city", "starts_with", "İST"))) == {"istanbul"}
+    # eq stays exact.
+    assert members(workspace, ALL(attr("city", "eq", "kraków"))) == set()
 
 
 def test_like_wildcards_in_values_match_themselves(workspace):
