@@ -54,6 +54,10 @@ MAX_PLACES = 6
 # Segments referring to segments referring to ...: deep enough for any real use, and
 # shallow enough that inlining them can never exhaust the stack.
 MAX_REFERENCE_DEPTH = 20
+_ATTRIBUTE_FIELD_EXPECTED = (
+    "a catalog field, or attributes.<key> for a custom attribute some contact has "
+    "or the workspace declares in its attribute types"
+)
 # The contract's own wording for a range given the wrong way round (numbers and times alike).
 BETWEEN_REVERSED = "between needs [low, high] with low <= high"
 MATCHES = ("all", "any", "none")
@@ -360,7 +364,7 @@ class _Parser:
     def attribute(self, data: dict, path: str) -> AttributeCondition | None:
         if not self.object(data, path, ("type", "field", "op", "value"), "an attribute condition"):
             return None
-        field = self.field_ref(data, path, self.catalog.field, "a catalog field or attributes.<key>")
+        field = self.field_ref(data, path, self.catalog.field, _ATTRIBUTE_FIELD_EXPECTED)
         if field is None:
             self.check_op_known(data, path)
             return None
