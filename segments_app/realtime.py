@@ -96,9 +96,10 @@ def definition_kinds(definition: Any, *, definitions: Mapping[int, Any]) -> froz
 
     `definitions` maps the workspace's segment ids to their stored definitions. A reference to a
     segment it does not know (deleted since) counts as using every kind: re-evaluating too much is only
-    a cost, too little would leave wrong members.
+    a cost, too little would leave wrong members. A definition that reads no data at all (no conditions:
+    every contact) still depends on which contacts exist, so it uses "contact".
     """
-    return _kinds(definition, definitions, seen=frozenset())
+    return _kinds(definition, definitions, seen=frozenset()) or frozenset({CONTACT})
 
 
 def _kinds(node: Any, definitions: Mapping[int, Any], seen: frozenset[int]) -> frozenset[str]:

@@ -56,7 +56,7 @@ def cond(**node) -> dict:
             {"match": "none", "conditions": [POLISH, {"match": "any", "conditions": [VIP["conditions"][0]]}]},
             {"contact", "tags"},
         ),
-        ({"match": "all", "conditions": []}, set()),
+        ({"match": "all", "conditions": []}, {"contact"}),  # every contact: depends on which exist
     ],
 )
 def test_definition_kinds(definition, kinds):
@@ -146,6 +146,20 @@ def test_a_contact_change_reaches_every_segment_because_it_may_be_a_new_contact(
     on_contacts_changed(workspace_id=workspace.pk, contact_ids=[newcomer.pk], data_kinds={"contact"})
 
     assert realtime_changes(never_ordered) == [("new", "entered")]
+
+
+def test_a_new_contact_enters_a_segment_of_every_contact(workspace):
+    everyone = make_segment(workspace, {"match": "all", "conditions": []}, name="everyone")
+    outside_everyone = make_segment(
+        workspace, cond(type="segment", op="not_in", segment=everyone.pk), name="outside everyone"
+    )
+    newcomer = make_contact(workspace, external_id="new")
+
+    on_contacts_changed(workspace_id=workspace.pk, contact_ids=[newcomer.pk], data_kinds={"contact"})
+
+    assert realtime_changes(everyone) == [("new", "entered")]
+    assert realtime_changes(outside_everyone) == []
+    assert definition_kinds({"match": "any", "conditions": []}, definitions={}) == frozenset({"contact"})
 
 
 def test_a_contact_leaves_in_real_time_too(workspace):
