@@ -52,11 +52,21 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         return Response({"errors": [{"path": "", "message": "request body too large"}]}, status=413)
     if isinstance(exc, ApiError):
         return Response({"errors": exc.errors}, status=exc.status_code)
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        # Bad input like any other: the contract's 400, saying what to send.
+        request = context.get("request")
+        sent = getattr(request, "content_type", "") or "no Content-Type"
+        message = f"send JSON with Content-Type: application/json (got {sent})"
+        return Response({"errors": [{"path": "", "message": message}]}, status=400)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
     if isinstance(exc, exceptions.ValidationError):
         response.data = {"errors": flatten_errors(exc.detail)}
+    elif response.status_code == 404:
+        request = context.get("request")
+        where = request.path if request is not None else "it"
+        response.data = {"errors": [{"path": "", "message": f"not found: {where} names nothing in this workspace"}]}
     else:
         detail = getattr(exc, "detail", str(exc))
         response.data = {"errors": [{"path": "", "message": str(detail)}]}

@@ -324,6 +324,6 @@ def test_from_json_with_a_workspace_names_its_segments_and_uses_its_currency(wor
 
 def test_an_invalid_definition_is_described_by_its_first_error(workspace):
     assert summarize(ALL(attr("nope", "eq", 1)), workspace=workspace) == (
-        "(invalid definition at conditions[0].field: unknown field 'nope'; expected a catalog field or "
-        "attributes.<key>)"
+        "(invalid definition at conditions[0].field: unknown field 'nope'; expected a catalog field, or "
+        "attributes.<key> for a custom attribute some contact has or the workspace declares in its attribute types)"
     )
