@@ -194,9 +194,18 @@ def _run(
 # --- campaigns --------------------------------------------------------------------------------------
 
 
+def own_content(campaign: Campaign) -> Content:
+    """The campaign's own content. Without a subject its name is the subject, and without any body the
+    subject is the text: api.md creates a campaign from its name, segments and holdout alone (a client
+    that freezes an audience and writes the email elsewhere), and such a campaign must still send."""
+    subject = campaign.subject or campaign.name
+    body_text = campaign.body_text if (campaign.body or campaign.body_text) else subject
+    return Content(subject=subject, body=campaign.body, body_text=body_text)
+
+
 def campaign_contents(campaign: Campaign) -> dict[int | None, Content]:
     """Content per target segment (its variant over the campaign's own); key None: the campaign's own."""
-    own = Content(subject=campaign.subject, body=campaign.body, body_text=campaign.body_text)
+    own = own_content(campaign)
     contents: dict[int | None, Content] = {None: own}
     for target in CampaignTarget.objects.filter(campaign=campaign):
         contents[target.segment_id] = variant_content(own, target)

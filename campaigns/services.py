@@ -226,12 +226,7 @@ def readiness_errors(campaign: Campaign) -> list[dict[str, str]]:
         if not campaign.webhook_url:
             errors.append({"path": "webhook_url", "message": "required to send through a webhook"})
         return errors
-    own = delivery.Content(campaign.subject, campaign.body, campaign.body_text)
-    contents = [delivery.variant_content(own, target) for target in targets] or [own]
-    if any(not content.subject for content in contents):
-        errors.append({"path": "subject", "message": "an email needs a subject"})
-    if any(not (content.body or content.body_text) for content in contents):
-        errors.append({"path": "body", "message": "an email needs a body"})
+    # An email always has content: `delivery.own_content` falls back to the campaign's name.
     return errors
 
 

@@ -129,15 +129,26 @@ def test_send_recipients_and_report(api, vip, staff):
     assert locked.status_code == 409
 
 
+def test_a_campaign_of_only_the_contracts_fields_sends_with_its_name_as_content(api, vip, staff):
+    created = api.post("/api/v1/campaigns/", {
+        "name": "Min", "segments": [vip.pk], "exclude_segments": [staff.pk], "holdout_percent": 0,
+        "scheduled_at": None,
+    }, format="json")  # fmt: skip
+    assert created.status_code == 201, created.json()
+
+    sent = api.post(f"/api/v1/campaigns/{created.json()['id']}/send/")
+
+    assert sent.status_code == 200, sent.json()
+    assert sent.json()["campaign"]["audience"]["recipients"] == 5
+    assert len(mail.outbox) == 5
+    assert {(message.subject, message.body) for message in mail.outbox} == {("Min", "Min")}
+
+
 def test_sending_an_incomplete_campaign_is_a_located_400(api, vip):
     campaign_id = api.post("/api/v1/campaigns/", {"name": "Empty"}, format="json").json()["id"]
     response = api.post(f"/api/v1/campaigns/{campaign_id}/send/")
     assert response.status_code == 400
-    assert response.json()["errors"] == [
-        {"path": "segments", "message": "choose at least one target segment"},
-        {"path": "subject", "message": "an email needs a subject"},
-        {"path": "body", "message": "an email needs a body"},
-    ]
+    assert response.json()["errors"] == [{"path": "segments", "message": "choose at least one target segment"}]
     assert Campaign.objects.get(pk=campaign_id).status == "draft"
 
 
