@@ -8,8 +8,8 @@ from typing import Any
 import django_filters
 from django import forms
 from django.db.models import Exists, OuterRef, QuerySet
-from rest_framework.exceptions import ValidationError
 
+from config.api_errors import ApiError
 from contacts.ingest.fields import COUNTRY_CODES, FieldError, parse_datetime_value
 from contacts.models import Contact, ContactTag
 from segments_app.models import Segment, SegmentMember
@@ -94,5 +94,6 @@ class ContactFilter(django_filters.FilterSet):
         workspace = getattr(self.request, "workspace", None)
         segment = Segment.objects.filter(pk=value, workspace=workspace).first()
         if segment is None:
-            raise ValidationError({"segment": ["no segment with this id in the workspace"]})
+            # Another workspace's id is a 404 (api.md, Access), as it would be at /segments/{id}/.
+            raise ApiError([{"path": "segment", "message": "no segment with this id in the workspace"}], 404)
         return queryset.filter(Exists(SegmentMember.objects.filter(segment=segment, contact=OuterRef("pk"))))

@@ -245,7 +245,7 @@ class SegmentDetailApi(APIView):
             OpenApiExample(
                 "In use",
                 value={
-                    "errors": [{"path": "", "message": "segment 'VIP' is used by 1 segments, 1 campaigns; ..."}],
+                    "errors": [{"path": "", "message": "segment 'VIP' is used by 1 segment, 2 campaigns; ..."}],
                     "used_by": {
                         "segments": [{"id": 12, "name": "VIP in Poland"}],
                         "campaigns": [{"id": 3, "name": "Spring"}],

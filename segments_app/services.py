@@ -68,10 +68,15 @@ class SegmentInUse(Exception):
     def __init__(self, segment: Segment, used_by: dict[str, list[dict[str, Any]]]) -> None:
         self.segment = segment
         self.used_by = used_by
-        listed = ", ".join(f"{len(entries)} {kind.replace('_', ' ')}" for kind, entries in used_by.items())
+        listed = ", ".join(_counted(len(entries), kind.replace("_", " ")) for kind, entries in used_by.items())
         super().__init__(
             f"segment {segment.name!r} is used by {listed}; remove it from their definitions or targets first"
         )
+
+
+def _counted(count: int, plural: str) -> str:
+    """'1 segment', '2 segments'."""
+    return f"{count} {plural[:-1] if count == 1 and plural.endswith('s') else plural}"
 
 
 @dataclass(frozen=True)

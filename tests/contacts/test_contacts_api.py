@@ -98,10 +98,10 @@ def test_bad_filter_values_are_a_400_naming_the_parameter(api, workspace, params
     assert [error["path"] for error in response.json()["errors"]] == [path]
 
 
-def test_another_workspaces_segment_is_a_bad_filter_value(api, other_workspace):
+def test_another_workspaces_segment_is_not_found(api, other_workspace):
     segment = segment_with(other_workspace, make_contact(other_workspace))
     response = api.get(LIST, {"segment": segment.pk})
-    assert response.status_code == 400
+    assert response.status_code == 404
     assert response.json()["errors"] == [{"path": "segment", "message": "no segment with this id in the workspace"}]
 
 
