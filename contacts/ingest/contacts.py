@@ -60,6 +60,7 @@ def write_contacts(workspace: Workspace, records: list[dict], result: IngestResu
         .filter(workspace=workspace, external_id__in=external_ids)
         .order_by("external_id")
     }
+    stored = {external_id: _written_values(contact) for external_id, contact in existing.items()}
     merged: dict[str, Contact] = {}
     tags_by_external_id: dict[str, list[str]] = {}
     for values in records:
@@ -76,15 +77,18 @@ def write_contacts(workspace: Workspace, records: list[dict], result: IngestResu
             tags_by_external_id[external_id] = values["tags"]
 
     rows = [merged[external_id] for external_id in sorted(merged)]
-    for contact in rows:
+    # A record that changes nothing is not written: its contact keeps its updated_at (a repeat is a no-op).
+    changed = [contact for contact in rows if stored.get(contact.external_id) != _written_values(contact)]
+    for contact in changed:
         # Rows loaded from the database keep their pk; an upsert row must not carry it.
         contact.pk = None
-    Contact.objects.bulk_create(
-        rows,
-        update_conflicts=True,
-        unique_fields=["workspace", "external_id"],
-        update_fields=WRITTEN_COLUMNS,
-    )
+    if changed:
+        Contact.objects.bulk_create(
+            changed,
+            update_conflicts=True,
+            unique_fields=["workspace", "external_id"],
+            update_fields=WRITTEN_COLUMNS,
+        )
     if any(contact.pk is None for contact in rows):
         ids = dict(
             Contact.objects.filter(workspace=workspace, external_id__in=external_ids).values_list("external_id", "id")
@@ -102,6 +106,11 @@ def write_contacts(workspace: Workspace, records: list[dict], result: IngestResu
     refresh_and_notify(
         workspace_id=workspace.pk, contact_ids=result.contact_ids, stats_kinds=("contact",), data_kinds=data_kinds
     )
+
+
+def _written_values(contact: Contact) -> tuple:
+    """What an upsert would write for the contact (updated_at aside), to tell a change from a repeat."""
+    return (*(getattr(contact, name) for name in PLAIN_COLUMNS), contact.created_at, contact.attributes)
 
 
 def _apply(contact: Contact, values: dict) -> None:

@@ -62,18 +62,20 @@ def test_creates_a_contact_with_every_field_and_a_stats_row(api, workspace):
 
 def test_sending_the_same_contacts_again_changes_nothing_and_counts_them_updated(api, workspace):
     post(api, [FULL, {"external_id": "u2"}])
-    before = list(Contact.objects.values("external_id", "email", "attributes", "created_at").order_by("id"))
+    columns = ("external_id", "email", "attributes", "created_at", "updated_at")
+    before = list(Contact.objects.values(*columns).order_by("id"))
     response = post(api, [FULL, {"external_id": "u2"}])
     assert response.json() == {"created": 0, "updated": 2, "errors": []}
-    assert list(Contact.objects.values("external_id", "email", "attributes", "created_at").order_by("id")) == before
+    assert list(Contact.objects.values(*columns).order_by("id")) == before  # updated_at too: nothing was written
     assert Tag.objects.filter(workspace=workspace).count() == 2
 
 
 def test_an_update_changes_only_the_fields_it_names(api, workspace):
     post(api, [FULL])
+    first_written = contact(workspace, "u1").updated_at
     post(api, [{"external_id": "u1", "city": "Gdańsk"}])
     row = contact(workspace, "u1")
-    assert row.city == "Gdańsk"
+    assert row.city == "Gdańsk" and row.updated_at > first_written
     assert (row.email, row.country, row.first_name) == ("ann@example.com", "PL", "Ann")
     assert tag_names(row) == {"vip", "newsletter"}
     assert row.created_at == datetime(2023, 1, 2, 1, 4, 5, tzinfo=UTC)
