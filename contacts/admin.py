@@ -17,6 +17,7 @@ from contacts.models import (
     EventType,
     Order,
     OrderItem,
+    ProcessedMessage,
     Product,
     Tag,
     Workspace,
@@ -217,3 +218,20 @@ class EventTypeAdmin(admin.ModelAdmin):
     list_display = ["name", "workspace", "first_seen_at"]
     list_filter = ["workspace"]
     search_fields = ["name"]
+
+
+@admin.register(ProcessedMessage)
+class ProcessedMessageAdmin(LargeTableAdmin):
+    """Read-only: the Segment message ids already applied. Deletable (a workspace's deletion cascades to them),
+    but deleting one lets a repeat of that message apply again."""
+
+    list_display = ["message_id", "workspace", "received_at"]
+    list_filter = ["workspace"]
+    search_fields = ["=message_id"]
+    list_select_related = ["workspace"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: ProcessedMessage | None = None) -> bool:
+        return False

@@ -417,3 +417,22 @@ class EventType(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ProcessedMessage(models.Model):
+    """A Segment `messageId` a workspace has already applied, so a repeat of that message is a no-op.
+
+    Event ids alone cover only track events: without this a retried older identify or Order Completed would
+    overwrite newer data. Recorded in the transaction that writes the message (contacts.ingest.segment).
+    """
+
+    # No index of its own: the unique constraint leads with workspace.
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
+    message_id = models.CharField(max_length=255)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "message_id"], name="uniq_processed_message_id")]
+
+    def __str__(self) -> str:
+        return self.message_id

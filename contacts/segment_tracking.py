@@ -22,8 +22,10 @@ messages. They become our ingest records like this:
 - A message without `userId` (anonymous, only `anonymousId`) is acknowledged and not stored: contacts
   are the shop's known customers, and an anonymous visitor cannot be targeted until it is identified.
 
-`messageId` is the event's `event_id`, so a repeated message is stored once (orders are keyed by
-`order_id` instead). `context.device.type` or else `context.userAgent` gives `device`;
+`messageId` makes a repeat a no-op: a message whose `messageId` the workspace has already processed (in an
+earlier call or earlier in the same batch) is acknowledged and not applied again, whatever its type, so a
+retried older identify or Order Completed cannot overwrite newer data. A track's `messageId` is also the
+event's `event_id`. `context.device.type` or else `context.userAgent` gives `device`;
 `properties.url` or else `context.page.url` gives `url`; `properties.campaign_id`, `campaign`,
 `campaign_name` or else `context.campaign.name` gives `campaign`. The time is `timestamp`, else
 `originalTimestamp`, else the time of receipt.
@@ -104,6 +106,7 @@ class MappedMessage:
     path: str  # the message's path in the body: "batch[3]", or "" for a single-message call
     records: list[MappedRecord] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)
+    message_id: str | None = None  # `messageId`: a repeat of an id the workspace has processed is a no-op
 
     def locate(self, sub_path: str) -> str:
         if not sub_path:
@@ -202,6 +205,7 @@ def map_message(
     if not isinstance(message, dict):
         mapped.errors.append({"path": mapped.locate(""), "message": "must be an object"})
         return mapped
+    mapped.message_id = _identifier(message.get("messageId"))
     message_type = forced_type or message.get("type")
     if not isinstance(message_type, str) or message_type not in MESSAGE_TYPES:
         allowed = ", ".join(sorted(MESSAGE_TYPES))
