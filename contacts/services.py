@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from contacts.models import Contact, Workspace
+from segments_app.membership import record_erasure_exits
 
 
 @transaction.atomic
@@ -12,10 +13,22 @@ def erase_contact(*, workspace: Workspace, external_id: str) -> bool:
     """Delete the contact and everything about it: orders and their items, events, tags, figures,
     segment memberships and change-log rows (all cascade from the contact). False when there is no such contact.
 
+    Before that, the contact leaves every segment it is in like any other exit
+    (`segments_app.membership.record_erasure_exits`): an "exited" change in each segment's feed and webhooks,
+    carrying only the external_id the ESP already has, and the segments' sizes drop by one. So an ESP keeping
+    its lists in sync stops mailing the erased person. The contact's row is locked first, so no recompute can
+    add it to a segment while it is being erased.
+
     Products stay: they belong to the catalogue, not to the person.
     """
-    contact = Contact.objects.filter(workspace=workspace, external_id=external_id).only("pk").first()
+    contact = (
+        Contact.objects.select_for_update()
+        .filter(workspace=workspace, external_id=external_id)
+        .only("pk", "external_id")
+        .first()
+    )
     if contact is None:
         return False
+    record_erasure_exits(contact_id=contact.pk, external_id=contact.external_id)
     Contact.objects.filter(pk=contact.pk).delete()
     return True

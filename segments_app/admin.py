@@ -77,9 +77,9 @@ class SegmentSnapshotAdmin(LargeTableAdmin):
 
 @admin.register(SegmentChange)
 class SegmentChangeAdmin(LargeTableAdmin):
-    list_display = ["id", "segment", "contact", "change", "at"]
+    list_display = ["id", "segment", "contact", "external_id", "change", "at"]
     list_filter = ["change", "segment__workspace", "segment"]
-    search_fields = ["=contact__external_id"]
+    search_fields = ["=contact__external_id", "=external_id"]
     list_select_related = ["segment", "contact"]
 
 

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from contacts.models import Contact, Workspace
@@ -234,6 +234,84 @@ def prune_changes(*, now: datetime | None = None, batch_size: int = 10_000) -> i
             return deleted
 
 
+# --- erasure ----------------------------------------------------------------------------------------
+
+
+def record_erasure_exits(*, contact_id: int, external_id: str, now: datetime | None = None) -> list[int]:
+    """Before an erased contact is deleted: make it leave every segment it is in, as an exit the ESP sees.
+
+    Call inside the erasure's transaction, after locking the contact's row (so no recompute can add it
+    to a segment meanwhile) and before deleting it. For each segment the contact is a member of, in id
+    order and under the segment's lock (so the change ids of one segment stay committed in cursor order,
+    as for a recompute), this does what a real-time update does when a contact leaves:
+
+    - removes the membership and writes one "exited" change at `now`, which the feed shows and the
+      segment's webhooks deliver (queued after commit, like any other change);
+    - lowers the segment's stored `size` by one and records a snapshot of it (entered 0, exited 1,
+      trigger "real_time"): the same row a partial recompute writes when one contact leaves, so the size
+      history and the stored size stay consistent and the next recompute finds nothing more to do.
+      The erasure is not a new trigger kind: it is a change of the contact's data applied at once, which
+      is what "real_time" means, and no reader of snapshots has to learn a new value.
+
+    The exit row keeps nothing of the person but the external_id the ESP already has: it is written
+    without a contact (the contact's cascade then deletes its earlier changes and leaves this one) and
+    with `external_id` instead. Automations read no contact on it and so never act on the erased person.
+
+    A segment the contact already left, whose last change for it is an "exited" row, keeps that row the
+    same way (detached from the contact) instead of losing it to the cascade: a poller or webhook that
+    had not reached it yet would otherwise never learn about that exit either. Other earlier rows are
+    deleted with the contact.
+
+    Returns the ids of the segments the contact left.
+    """
+    now = now or timezone.now()
+    candidate_ids = sorted(
+        SegmentMember.objects.filter(contact_id=contact_id).values_list("segment_id", flat=True).distinct()
+    )
+    left: list[int] = []
+    for segment_id in candidate_ids:
+        segment = _lock_segment(segment_id)
+        # Again under the lock: a recompute that was running may have removed the contact meanwhile.
+        removed, _ = SegmentMember.objects.filter(segment_id=segment_id, contact_id=contact_id).delete()
+        if not removed:
+            continue
+        if segment.size is not None:
+            size = max(segment.size - 1, 0)
+        else:  # never computed (not reached by the recompute paths): count what is stored
+            size = SegmentMember.objects.filter(segment_id=segment_id).count()
+        snapshot = SegmentSnapshot.objects.create(
+            segment_id=segment_id, computed_at=now, size=size, entered=0, exited=1, duration_ms=0,
+            trigger=Trigger.REAL_TIME,
+        )
+        SegmentChange.objects.create(
+            segment_id=segment_id, snapshot=snapshot, contact=None, external_id=external_id,
+            change=SegmentChange.Kind.EXITED, at=now,
+        )
+        if segment.size is not None:
+            Segment.objects.filter(pk=segment_id).update(size=size)
+        _notify_webhooks(segment_id=segment_id)
+        left.append(segment_id)
+    _keep_last_exits(contact_id=contact_id, external_id=external_id, exclude_segment_ids=left)
+    if left:
+        logger.info("erased contact %s left segments %s", contact_id, left)
+    return left
+
+
+def _keep_last_exits(*, contact_id: int, external_id: str, exclude_segment_ids: Sequence[int]) -> None:
+    """Detach the contact's last change of each other segment from it when that change is an exit."""
+    last_ids = (
+        SegmentChange.objects.filter(contact_id=contact_id)
+        .exclude(segment_id__in=list(exclude_segment_ids))
+        .values("segment_id")
+        .annotate(last=Max("pk"))
+        .values_list("last", flat=True)
+        .order_by()
+    )
+    SegmentChange.objects.filter(pk__in=list(last_ids), change=SegmentChange.Kind.EXITED).update(
+        contact=None, external_id=external_id
+    )
+
+
 # --- reads ------------------------------------------------------------------------------------------
 
 
@@ -245,9 +323,12 @@ def stored_members(*, segment: Segment) -> QuerySet[SegmentMember]:
 
 
 def change_feed(*, segment: Segment) -> QuerySet[SegmentChange]:
-    """The segment's change log with each contact's external_id, unordered (the id is the feed's cursor)."""
+    """The segment's change log with each contact's external_id, unordered (the id is the feed's cursor).
+
+    Read it as `contact_external_id`: an erased contact's rows have no contact, only the stored external_id.
+    """
     return SegmentChange.objects.filter(segment=segment).select_related("contact").only(
-        "id", "change", "at", "contact__external_id"
+        "id", "change", "at", "external_id", "contact__external_id"
     )
 
 

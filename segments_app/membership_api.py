@@ -45,7 +45,10 @@ class RefreshOut(serializers.ModelSerializer):
 
 class ChangeOut(serializers.Serializer):
     cursor = serializers.SerializerMethodField(help_text="The change's position in the feed; pass it as ?after=.")
-    contact = serializers.CharField(source="contact.external_id", help_text="The contact's external_id.")
+    contact = serializers.CharField(
+        source="contact_external_id",
+        help_text="The contact's external_id (also for a contact erased since: it then leaves with an exit).",
+    )
     change = serializers.ChoiceField(choices=SegmentChange.Kind.choices)
     at = serializers.DateTimeField()
 

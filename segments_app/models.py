@@ -85,6 +85,12 @@ class SegmentChange(models.Model):
     (`db_constraint=False`: PostgreSQL's per-row foreign-key checks cost more than the insert itself).
     They are still foreign keys for Django: deleting a contact, snapshot or segment deletes its changes,
     as before. The (segment, id) index serves the feed and the segment's cascade.
+
+    Erasure (`membership.record_erasure_exits`) is the one exception: the "exited" rows that tell the
+    feed, the webhooks and the automations that an erased contact left its segments are written with no
+    `contact` (so the contact's cascade leaves them alone) and with the contact's `external_id` instead,
+    the one thing about the person the ESP already has. Every other row has a `contact` and no
+    `external_id`; readers take `contact_external_id`.
     """
 
     class Kind(models.TextChoices):
@@ -97,7 +103,12 @@ class SegmentChange(models.Model):
     snapshot = models.ForeignKey(
         SegmentSnapshot, on_delete=models.CASCADE, related_name="changes", db_constraint=False
     )
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="segment_changes", db_constraint=False)
+    # Null only on the rows kept for an erased contact (see above).
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="segment_changes", db_constraint=False, null=True, blank=True
+    )
+    # Set only when `contact` is null: the erased contact's external_id.
+    external_id = models.CharField(max_length=255, null=True, blank=True)
     change = models.CharField(max_length=7, choices=Kind.choices)
     at = models.DateTimeField(default=timezone.now)
 
@@ -105,7 +116,19 @@ class SegmentChange(models.Model):
         indexes = [models.Index(fields=["segment", "id"]), models.Index(fields=["at"])]
 
     def __str__(self) -> str:
-        return f"contact {self.contact_id} {self.change} segment {self.segment_id}"
+        who = f"contact {self.contact_id}" if self.contact_id is not None else f"erased contact {self.external_id}"
+        return f"{who} {self.change} segment {self.segment_id}"
+
+    @property
+    def contact_external_id(self) -> str | None:
+        """The contact's external_id: the contact's own, or the stored one of an erased contact.
+
+        Load `contact__external_id` (select_related) with the row, or this reads the contact.
+        """
+        if self.contact_id is None:
+            return self.external_id
+        contact = self.contact
+        return contact.external_id if contact is not None else self.external_id
 
 
 class RealtimeQueueEntry(models.Model):

@@ -22,6 +22,9 @@ Request (see README, "Living segments"):
      "changes": [{"cursor": "1042", "contact": "c-17", "email": "a@example.com",
                   "change": "entered", "at": "2026-01-05T09:59:58Z"}]}
 
+An erased contact (DELETE /api/v1/contacts/{external_id}/) leaves its segments with an ordinary "exited"
+change whose `email` is null (`membership.record_erasure_exits`).
+
 `sent_at` repeats the timestamp inside the signed body, so a receiver can refuse replays of old requests.
 """
 
@@ -274,11 +277,12 @@ def _changes_payload(delivery: WebhookDelivery) -> list[dict]:
             segment_id=delivery.segment_id, pk__gte=delivery.first_change_id, pk__lte=delivery.last_change_id
         )
         .order_by("pk")
-        .values_list("pk", "contact__external_id", "contact__email", "change", "at")
+        .values_list("pk", "contact__external_id", "external_id", "contact__email", "change", "at")
     )
+    # An erased contact's exit has no contact: its stored external_id, and no email (the person is gone).
     return [
-        {"cursor": str(pk), "contact": external_id, "email": email, "change": change, "at": _iso(at)}
-        for pk, external_id, email, change, at in rows
+        {"cursor": str(pk), "contact": external_id or erased_id, "email": email, "change": change, "at": _iso(at)}
+        for pk, external_id, erased_id, email, change, at in rows
     ]
 
 
