@@ -172,6 +172,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env_int("SEGMENT_DISPATCH_INTERVAL_S", 60)),
     },
     "prune-segment-changes": {"task": "segments_app.tasks.prune_changes_task", "schedule": 86400.0},
+    # Segment API message ids (repeats are no-ops) are kept SEGMENT_MESSAGE_ID_RETENTION_DAYS.
+    "prune-processed-messages": {"task": "contacts.tasks.prune_processed_messages_task", "schedule": 86400.0},
     # Campaigns (campaigns.tasks): start due scheduled sends, resume stalled deliveries, run automations.
     "dispatch-campaigns": {
         "task": "campaigns.tasks.dispatch_campaigns_task",
@@ -224,6 +226,7 @@ SPECTACULAR_SETTINGS = {
 # Segment engine
 SEGMENT_PREVIEW_TIMEOUT_MS = env_int("SEGMENT_PREVIEW_TIMEOUT_MS", 10_000)
 SEGMENT_CHANGE_RETENTION_DAYS = env_int("SEGMENT_CHANGE_RETENTION_DAYS", 180)
+SEGMENT_MESSAGE_ID_RETENTION_DAYS = env_int("SEGMENT_MESSAGE_ID_RETENTION_DAYS", 30)
 # Living segments (segments_app.membership, dispatch, realtime, webhooks; see README "Living segments").
 SEGMENT_RECOMPUTE_TIMEOUT_S = env_int("SEGMENT_RECOMPUTE_TIMEOUT_S", 600)
 SEGMENT_STUCK_MINUTES = env_int("SEGMENT_STUCK_MINUTES", 30)

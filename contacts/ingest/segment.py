@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 
 from contacts.ingest.common import IngestResult, in_one_transaction
@@ -137,6 +138,18 @@ def _new_messages(workspace: Workspace, accepted: list[MappedMessage], received_
             claimed.discard(mapped.message_id)  # a later repeat in the same call is a no-op too
             new.append(mapped)
     return new
+
+
+def prune_processed_messages(*, now: datetime | None = None) -> int:
+    """Forget message ids older than SEGMENT_MESSAGE_ID_RETENTION_DAYS (daily, Celery beat); returns how many.
+
+    Segment's and RudderStack's libraries retry a message for hours, not weeks: past the retention a repeat
+    is no longer expected, and the table would otherwise grow by a row per message forever. Mostly one
+    sequential pass a day over a table of narrow rows; an index on the time would cost every message.
+    """
+    cutoff = (now or now_utc()) - timedelta(days=settings.SEGMENT_MESSAGE_ID_RETENTION_DAYS)
+    deleted, _ = ProcessedMessage.objects.filter(received_at__lt=cutoff).delete()
+    return deleted
 
 
 def _claim_message_ids(workspace: Workspace, message_ids: Collection[str], received_at: datetime) -> set[str]:

@@ -9,13 +9,15 @@ import base64
 import json
 import threading
 import time
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.db import connection, transaction
+from django.utils import timezone
 from rest_framework.test import APIClient
 
-from contacts.ingest.segment import ingest_segment_messages
+from contacts.ingest.segment import ingest_segment_messages, prune_processed_messages
 from contacts.models import Contact, ContactStats, Event, Order, OrderItem, ProcessedMessage, Workspace
 
 
@@ -205,6 +207,22 @@ def test_the_result_counts_repeats(workspace):
     assert (result.stored, result.repeated, result.errors) == (3, 1, [])
     again = ingest_segment_messages(workspace=workspace, messages=messages[:1])
     assert (again.stored, again.repeated, again.contact_ids) == (1, 1, [])
+
+
+def test_ids_past_the_retention_are_forgotten_by_the_daily_prune(workspace, settings):
+    settings.SEGMENT_MESSAGE_ID_RETENTION_DAYS = 30
+    ingest_segment_messages(workspace=workspace, messages=[identify("Alice", "free", "old"), identify("B", "x", "new")])
+    now = timezone.now()
+    ProcessedMessage.objects.filter(message_id="old").update(received_at=now - timedelta(days=31))
+    ProcessedMessage.objects.filter(message_id="new").update(received_at=now - timedelta(days=29))
+
+    assert prune_processed_messages(now=now) == 1
+
+    assert list(ProcessedMessage.objects.values_list("message_id", flat=True)) == ["new"]
+    # Past the retention a repeat applies again; within it, it stays a no-op.
+    repeats = [identify("A", "y", "old"), identify("C", "z", "new")]
+    again = ingest_segment_messages(workspace=workspace, messages=repeats)
+    assert again.repeated == 1
 
 
 # --- concurrent calls -----------------------------------------------------------------------------------------------
