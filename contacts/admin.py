@@ -23,6 +23,7 @@ from contacts.models import (
     Workspace,
     WorkspaceMember,
 )
+from contacts.services import erase_contact
 
 
 class LargeTableAdmin(admin.ModelAdmin):
@@ -135,6 +136,15 @@ class ContactAdmin(LargeTableAdmin):
     list_select_related = ["workspace"]
     raw_id_fields = ["workspace"]
     inlines = [ContactTagInline, ContactStatsInline]
+
+    # Deleting here is an erasure like DELETE /api/v1/contacts/{external_id}/: the contact leaves its
+    # segments with an "exited" change the ESPs see (contacts.services.erase_contact), then goes.
+    def delete_model(self, request: HttpRequest, obj: Contact) -> None:
+        erase_contact(workspace=obj.workspace, external_id=obj.external_id)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Contact]) -> None:
+        for contact in queryset.select_related("workspace").order_by("pk"):
+            erase_contact(workspace=contact.workspace, external_id=contact.external_id)
 
 
 @admin.register(ContactStats)

@@ -269,3 +269,23 @@ def test_an_erasure_waits_for_a_running_recompute_and_does_not_exit_twice(worksp
     rows = list(SegmentChange.objects.filter(segment=segment).order_by("pk").values_list("external_id", "change"))
     assert rows == [(None, "entered"), ("ann", "exited")]  # bob's entry, and the recompute's exit kept for ann
     assert SegmentSnapshot.objects.filter(segment=segment, trigger="real_time").count() == 0
+
+
+def test_deleting_contacts_in_the_admin_is_an_erasure_too(api, client, workspace):
+    from django.contrib.auth.models import User
+
+    client.force_login(User.objects.create_superuser("op", "op@example.com", "pw"))
+    ann, bob, cid = poles(workspace, "ann", "bob", "cid")
+    segment = make_segment(workspace)
+
+    one = client.post(f"/admin/contacts/contact/{ann.pk}/delete/", {"post": "yes"})
+    many = client.post(
+        "/admin/contacts/contact/",
+        {"action": "delete_selected", "_selected_action": [bob.pk, cid.pk], "post": "yes"},
+    )
+
+    assert (one.status_code, many.status_code) == (302, 302)
+    assert not Contact.objects.filter(workspace=workspace).exists()
+    exits = [(c["contact"], c["change"]) for c in feed(api, segment)["results"]]
+    assert exits == [("ann", "exited"), ("bob", "exited"), ("cid", "exited")]
+    assert Segment.objects.get(pk=segment.pk).size == 0
