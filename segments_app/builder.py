@@ -586,6 +586,9 @@ def _normalize_group(group: dict, catalog: Catalog) -> None:
     for node in group.get("conditions", []):
         if not isinstance(node, dict):
             continue
+        for optional in ("window", "filters", "value"):
+            if optional in node and node[optional] is None:  # null means absent (a definition from the API)
+                del node[optional]
         if "type" not in node:
             _normalize_group(node, catalog)
         elif node["type"] == "attribute":
@@ -600,6 +603,8 @@ def _normalize_group(group: dict, catalog: Catalog) -> None:
         elif node["type"] in ("orders", "event"):
             lookup = catalog.order_filter if node["type"] == "orders" else catalog.event_filter
             for item in node.get("filters", []):
+                if isinstance(item, dict) and "value" in item and item["value"] is None:
+                    del item["value"]
                 found = lookup(item.get("field", ""))
                 if found is not None:
                     _repair_value(item, found)

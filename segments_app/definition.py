@@ -472,7 +472,7 @@ class _Parser:
     def filters(
         self, data: dict, path: str, lookup: Callable[[str], Field | None], expected: str
     ) -> tuple[tuple[Filter, ...], bool]:
-        if "filters" not in data:
+        if data.get("filters") is None:  # absent or null: no filters
             return (), True
         raw = data["filters"]
         filters_path = _join(path, "filters")
@@ -500,7 +500,7 @@ class _Parser:
         return tuple(result), ok
 
     def window(self, data: dict, path: str) -> tuple[Window | None, bool]:
-        if "window" not in data:
+        if data.get("window") is None:  # absent or null: all time
             return None, True
         raw = data["window"]
         window_path = _join(path, "window")
@@ -572,7 +572,8 @@ class _Parser:
             return "", None, False
         value_path = _join(path, "value")
         if op in cat.NO_VALUE_OPERATORS:
-            if "value" in data:
+            # "value": null is the same as no value (clients that always send the key).
+            if data.get("value") is not None:
                 self.error(value_path, f"{op} takes no value; remove value")
                 return op, None, False
             return op, None, True

@@ -483,3 +483,22 @@ def test_the_workspaces_definition_schema_lists_its_custom_attributes(api, works
     validator = jsonschema.Draft202012Validator(schema)
     assert list(validator.iter_errors(ALL(attr("attributes.plan", "eq", "pro")))) == []
     assert list(validator.iter_errors(ALL(attr("attributes.unknown", "eq", "pro"))))
+
+
+def test_nulls_for_optional_parts_work_through_preview_create_and_explain(api, workspace):
+    buyer = make_contact(workspace, external_id="buyer")
+    make_order(buyer, total="10")
+    definition = {"match": "all", "conditions": [
+        {"type": "orders", "measure": "count", "op": "gte", "value": 1, "window": None, "filters": None},
+        {"type": "attribute", "field": "country", "op": "is_not_set", "value": None},
+        {"type": "orders", "measure": "count", "op": "gte", "value": 1,
+         "filters": [{"field": "source", "op": "is_not_set", "value": None}]},
+    ]}  # fmt: skip
+
+    preview = api.post("/api/v1/segments/preview/", {"definition": definition}, format="json")
+    created = create(api, name="Buyers", definition=definition)
+    explained = api.get(f"/api/v1/segments/{created.json()['id']}/explain/buyer/")
+
+    assert (preview.status_code, preview.json()["count"]) == (200, 1)
+    assert created.status_code == 201 and created.json()["definition"] == definition
+    assert explained.status_code == 200 and explained.json()["member"] is True

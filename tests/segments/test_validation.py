@@ -68,7 +68,6 @@ REFUSALS = [
     ("operator not for choices", ALL(attr("email_status", "contains", "sub")), ["conditions[0].op"]),
     ("missing value", ALL(attr("country", "eq")), ["conditions[0].value"]),
     ("value for is_set", ALL(attr("country", "is_set", "PL")), ["conditions[0].value"]),
-    ("null value for is_not_set", ALL(attr("country", "is_not_set", None)), ["conditions[0].value"]),
     ("text given a number", ALL(attr("country", "eq", 48)), ["conditions[0].value"]),
     ("in given a string", ALL(attr("country", "in", "PL")), ["conditions[0].value"]),
     ("in with an empty list", ALL(attr("country", "in", [])), ["conditions[0].value"]),
@@ -360,6 +359,19 @@ def test_chain_of_references_without_a_cycle_is_accepted(workspace):
     )
     both = ALL({"type": "segment", "op": "in", "segment": a.pk}, {"type": "segment", "op": "not_in", "segment": b.pk})
     assert paths(workspace, both) == []
+
+
+def test_null_for_an_optional_part_means_it_is_absent(workspace):
+    """Clients that always send every key: null value of a value-less operator, null window, null filters."""
+    orders = {"type": "orders", "measure": "count", "op": "gte", "value": 1, "window": None, "filters": None}
+    definition = ALL(attr("country", "is_not_set", None), orders)
+
+    assert paths(workspace, definition) == []
+    parsed = parse_definition(definition, catalog=Catalog(workspace_id=None))
+    assert parsed.as_json() == ALL(
+        {"type": "attribute", "field": "country", "op": "is_not_set"},
+        {"type": "orders", "measure": "count", "op": "gte", "value": 1},
+    )
 
 
 def test_empty_top_level_group_is_accepted(workspace):

@@ -361,3 +361,18 @@ def test_suggestions_for_tags_products_and_countries(editor, workspace):
     assert 'value="Acme"' in suggested("product.producer", "ac")
     assert 'value="PL" label="Poland"' in suggested("country", "pol")
     assert editor.get("/segments/suggest/", {"kind": "passwords"}).status_code == 404
+
+
+def test_a_segment_saved_with_nulls_for_optional_parts_opens_in_the_builder(editor, workspace):
+    definition = {"match": "all", "conditions": [
+        {"type": "orders", "measure": "count", "op": "gte", "value": 1, "window": None, "filters": None},
+        {"type": "attribute", "field": "country", "op": "is_not_set", "value": None},
+        {"type": "event", "event": "page_view", "measure": "count", "op": "gte", "value": 1,
+         "filters": [{"field": "url", "op": "is_set", "value": None}]},
+    ]}  # fmt: skip
+    segment = Segment.objects.create(workspace=workspace, name="From the API", definition=definition)
+
+    detail = editor.get(f"/segments/{segment.pk}/")
+    edit = editor.get(f"/segments/{segment.pk}/edit/")
+
+    assert (detail.status_code, edit.status_code) == (200, 200)
