@@ -31,8 +31,8 @@ MAX_AMOUNT: dict[str, int] = {"hours": 200 * 366 * 24, "days": 200 * 366, "weeks
 
 _ISO = re.compile(
     r"(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})"
-    r"(?:[T ](?P<hour>\d{2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.(?P<fraction>\d{1,6}))?)?"
-    r"(?P<offset>Z|z|[+-]\d{2}:\d{2})?)?"
+    r"(?:[T ](?P<hour>\d{2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:[.,](?P<fraction>\d{1,9}))?)?"
+    r"(?P<offset>Z|z|[+-]\d{2}(?::?\d{2})?)?)?"
 )
 
 
@@ -43,6 +43,8 @@ def parse_iso(text: str) -> datetime:
     datetime.datetime(2024, 5, 1, 0, 0, tzinfo=datetime.timezone.utc)
     >>> parse_iso("2024-05-01T12:30:00+02:00")
     datetime.datetime(2024, 5, 1, 10, 30, tzinfo=datetime.timezone.utc)
+    >>> parse_iso("2024-05-01T12:30:00.123456789+0200")
+    datetime.datetime(2024, 5, 1, 10, 30, 0, 123456, tzinfo=datetime.timezone.utc)
     """
     match = _ISO.fullmatch(text)
     if match is None:
@@ -51,12 +53,13 @@ def parse_iso(text: str) -> datetime:
     tz = UTC
     offset = parts["offset"]
     if offset and offset not in ("Z", "z"):
-        hours, minutes = int(offset[1:3]), int(offset[4:6])
+        digits = offset[1:].replace(":", "")  # +02:00, +0200 and +02 are all ISO 8601
+        hours, minutes = int(digits[:2]), int(digits[2:4] or 0)
         if hours > 23 or minutes > 59:
             raise ValueError("the UTC offset is out of range")
         delta = timedelta(hours=hours, minutes=minutes)
         tz = timezone(-delta if offset[0] == "-" else delta)
-    fraction = (parts["fraction"] or "").ljust(6, "0")
+    fraction = (parts["fraction"] or "")[:6].ljust(6, "0")  # beyond microseconds: truncated
     # datetime() checks the calendar (no 30 February, no hour 24) and raises ValueError.
     moment = datetime(
         int(parts["year"]),

@@ -18,6 +18,11 @@ from segments_app.timespec import LastWindow, add_months, parse_iso, subtract
         ("2024-05-01T10:30:15.5Z", datetime(2024, 5, 1, 10, 30, 15, 500000, tzinfo=UTC)),
         ("2024-05-01T00:30:00+02:00", datetime(2024, 4, 30, 22, 30, tzinfo=UTC)),
         ("2024-05-01T23:00:00-05:00", datetime(2024, 5, 2, 4, 0, tzinfo=UTC)),
+        # ISO 8601 also allows the offset without its colon or minutes, a comma, and more fraction digits.
+        ("2024-05-01T00:30:00+0200", datetime(2024, 4, 30, 22, 30, tzinfo=UTC)),
+        ("2024-05-01T00:30:00+02", datetime(2024, 4, 30, 22, 30, tzinfo=UTC)),
+        ("2024-05-01T10:30:15,25Z", datetime(2024, 5, 1, 10, 30, 15, 250000, tzinfo=UTC)),
+        ("2024-05-01T10:30:15.123456789Z", datetime(2024, 5, 1, 10, 30, 15, 123456, tzinfo=UTC)),
     ],
 )
 def test_iso_values_are_read_in_utc(text, expected):
@@ -25,7 +30,8 @@ def test_iso_values_are_read_in_utc(text, expected):
 
 
 @pytest.mark.parametrize(
-    "text", ["2024-5-1", "2024-02-30", "2024-05-01T24:00", "20240501", "2024-05-01T10", "2024-05-01+02:00", "soon", ""]
+    "text", ["2024-5-1", "2024-02-30", "2024-05-01T24:00", "20240501", "2024-05-01T10", "2024-05-01+02:00", "soon", "",
+             "2024-05-01T10:30+2", "2024-05-01T10:30:15.1234567890Z"]
 )
 def test_not_iso_values(text):
     with pytest.raises(ValueError):
