@@ -12,15 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import Http404
-from django.utils.http import urlencode
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api_errors import ApiError
+from config.api_paging import int_param, keyset_page, next_url, page_size
 from contacts.models import Contact
 from contacts.serializers import ApiErrorsOut
 
@@ -45,8 +44,6 @@ from .serializers import (
     SegmentTemplateOut,
 )
 
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 1000
 SEGMENT_FIELDS = ("name", "description", "definition", "refresh_minutes")
 
 ERRORS_DOC = (
@@ -111,24 +108,6 @@ def _segment_json(request: Request, segments: list[Segment]) -> list[dict]:
     return SegmentOut(segments, many=True, context={"summaries": summaries}).data
 
 
-def _page_size(request: Request) -> int:
-    raw = request.query_params.get("page_size")
-    if raw is None:
-        return DEFAULT_PAGE_SIZE
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValidationError({"page_size": [f"must be a whole number from 1 to {MAX_PAGE_SIZE}"]})
-    return min(int(raw), MAX_PAGE_SIZE)
-
-
-def _cursor(request: Request) -> int | None:
-    raw = request.query_params.get("cursor")
-    if raw is None or raw == "":
-        return None
-    if not raw.isdigit() or len(raw) > 18:
-        raise ValidationError({"cursor": ["invalid cursor: use the next_cursor of a previous answer"]})
-    return int(raw)
-
-
 def _in_use_response(exc: services.SegmentInUse) -> Response:
     used_by = {"segments": [], "campaigns": [], **exc.used_by}
     return Response(
@@ -153,20 +132,18 @@ class SegmentListApi(APIView):
         responses={200: SegmentsPageOut, 400: ApiErrorsOut},
     )
     def get(self, request: Request) -> Response:
-        size = _page_size(request)
-        queryset = selectors.workspace_segments(workspace=request.workspace)
-        after = _cursor(request)
-        if after is not None:
-            queryset = queryset.filter(pk__gt=after)
-        rows = list(queryset[: size + 1])
-        more = len(rows) > size
-        rows = rows[:size]
+        rows, more = keyset_page(
+            selectors.workspace_segments(workspace=request.workspace), key="pk",
+            after=int_param(request, "cursor"), descending=False, size=page_size(request),
+        )  # fmt: skip
         next_cursor = str(rows[-1].pk) if more else None
-        next_url = None
-        if next_cursor is not None:
-            params = {**request.query_params.dict(), "cursor": next_cursor}
-            next_url = request.build_absolute_uri(request.path) + "?" + urlencode(sorted(params.items()))
-        return Response({"results": _segment_json(request, rows), "next": next_url, "next_cursor": next_cursor})
+        return Response(
+            {
+                "results": _segment_json(request, rows),
+                "next": next_url(request, "cursor", next_cursor),
+                "next_cursor": next_cursor,
+            }
+        )
 
     @extend_schema(
         tags=["segments"],
