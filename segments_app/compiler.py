@@ -769,30 +769,20 @@ class _Compiler:
         if any(self._is_item_filter(f) for f in cond.filters):
             # Item filters: the measure is an aggregate over the matching items, which carry their order's
             # contact and time (count = distinct orders, sum = their items' quantity * unit_price).
-            return self.measured(
-                self.item_rows(cond),
-                cond.measure,
-                cat.ORDER_MEASURES[cond.measure],
-                cond.op,
-                cond.value,
-                amount=_ITEM_AMOUNT,
-                time_column="ordered_at",
-                count=Count("order_id", distinct=True),
-                order="order_id",
-            )
-        rows, amount = self.order_rows(cond)
-        return self.measured(
-            rows,
-            cond.measure,
-            cat.ORDER_MEASURES[cond.measure],
-            cond.op,
-            cond.value,
-            amount=amount,
-            time_column="ordered_at",
-        )
+            rows = self.item_rows(cond)
+            over: dict = {"amount": _ITEM_AMOUNT, "count": Count("order_id", distinct=True), "order": "order_id"}
+        else:
+            rows, amount = self.order_rows(cond)
+            over = {"amount": amount}
+        measure_type = cat.ORDER_MEASURES[cond.measure]
+        return self.measured(rows, cond.measure, measure_type, cond.op, cond.value, time_column="ordered_at", **over)
 
     def order_rows(self, cond: OrdersCondition) -> tuple[QuerySet | None, Expression]:
-        """The orders the measure is taken over (None: none can pass) and each one's amount in cents."""
+        """The orders the measure is taken over (None: none can pass) and each one's amount in cents.
+
+        With item filters an order's amount is a correlated sum of its matching items: what explanations
+        read for one contact (`measure_figures`); segment queries aggregate the items directly (`item_rows`).
+        """
         if cond.measure not in cat.ORDER_MEASURES:
             raise CompileError(f"unknown orders measure {cond.measure!r}")
         order_parts: list[Cond] = []
@@ -814,8 +804,7 @@ class _Compiler:
                 matched = False
             else:
                 matched = _and(matched, Q(Exists(items)))
-                item_amount = ExpressionWrapper(F("quantity") * _cents(F("unit_price")), output_field=BigIntegerField())
-                per_order = items.values("order_id").annotate(amount=Sum(item_amount)).values("amount")
+                per_order = items.values("order_id").annotate(amount=Sum(_ITEM_AMOUNT)).values("amount")
                 amount = Subquery(per_order, output_field=BigIntegerField())
         rows = self.windowed(Order.objects.filter(workspace_id=self.workspace_id), "ordered_at", cond.window)
         return _filter(rows, matched), amount
