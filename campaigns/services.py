@@ -39,6 +39,7 @@ from campaigns.models import (
 from campaigns.selectors import AudienceSpec, audience_counts, audience_sql
 from campaigns.templating import template_errors
 from contacts.models import Workspace
+from contacts.planner_stats import note_rows_written
 from segments_app.membership import recompute_membership
 from segments_app.models import Segment, SegmentSnapshot
 from segments_app.webhooks import new_secret
@@ -325,6 +326,7 @@ def freeze_audience(spec: AudienceSpec, *, now: datetime) -> dict[str, int]:
             f"CASE WHEN a.is_control THEN %s ELSE %s END, 0, '' FROM ({sql}) a WHERE a.reason IS NULL",
             [spec.campaign_id, DeliveryStatus.CONTROL, DeliveryStatus.PENDING, *params],
         )
+        note_rows_written({CampaignRecipient: cursor.rowcount})
     return counts.as_json()
 
 

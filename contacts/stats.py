@@ -30,6 +30,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from contacts.models import Contact, ContactStats, Event, Order, OrderItem, Product, Workspace
+from contacts.planner_stats import analyze_tables, note_rows_written
 
 Lifecycle = ContactStats.Lifecycle
 Tier = ContactStats.LoyaltyTier
@@ -112,15 +113,37 @@ def refresh_contact_stats(
     with transaction.atomic():
         if _lock_rows(ids) < len(ids) and _ensure_rows(scope):
             kinds = ALL_KINDS  # a row that was missing has never been computed
-        figures_sql, params, columns = _figures(scope, kinds=kinds, workspace=workspace, now=now)
-        assignments = ", ".join(f"{column} = figures.{column}" for column in columns)
-        # The scope again on the target, so that its rows are found by primary key whatever the statistics say.
-        target_sql, target_params = scope.where(_STATS)
-        _execute(
-            f"UPDATE {_STATS} SET {assignments} FROM ({figures_sql}) figures"
-            f" WHERE {_STATS}.contact_id = figures.contact_id AND {target_sql}",
-            [*params, *target_params],
-        )
+        note_rows_written({ContactStats: len(ids)})
+        if connection.vendor == "postgresql":
+            _refresh_per_contact(scope, kinds=kinds, workspace=workspace, now=now)
+        else:
+            figures_sql, params, columns = _figures(scope, kinds=kinds, workspace=workspace, now=now)
+            assignments = ", ".join(f"{column} = figures.{column}" for column in columns)
+            target_sql, target_params = scope.where(_STATS)
+            _execute(
+                f"UPDATE {_STATS} SET {assignments} FROM ({figures_sql}) figures"
+                f" WHERE {_STATS}.contact_id = figures.contact_id AND {target_sql}",
+                [*params, *target_params],
+            )
+
+
+def _refresh_per_contact(scope: _Scope, *, kinds: Collection[str], workspace: Workspace, now: datetime) -> None:
+    """The ingest refresh on PostgreSQL: each stats row of the scope gets its figures from a subquery over
+    that one contact's rows (`UPDATE ... SET (columns) = (SELECT ...)`).
+
+    No join between the scope and the aggregates is left to the planner: each row's subquery reads the
+    contact's orders, items and events through the indexes that lead with the contact, so the cost is
+    linear in the number of contacts whatever the statistics say. The set-based form (aggregates joined
+    to the scope) is what a whole-workspace rebuild needs, but on a fresh database, whose statistics say
+    "empty", PostgreSQL planned it as nested loops re-running the aggregates once per contact: minutes
+    for a call of 1,000 orders.
+    """
+    figures_sql, params, columns = _figures(scope, kinds=kinds, workspace=workspace, now=now, per_contact=True)
+    target_sql, target_params = scope.where(_TARGET)
+    _execute(
+        f"UPDATE {_STATS} AS {_TARGET} SET ({', '.join(columns)}) = ({figures_sql}) WHERE {target_sql}",
+        [*params, *target_params],
+    )
 
 
 def recompute_workspace_stats(*, workspace_id: int, now: datetime | None = None) -> int:
@@ -135,8 +158,10 @@ def recompute_workspace_stats(*, workspace_id: int, now: datetime | None = None)
     now = now or timezone.now()
     started = timezone.now()
     workspace = Workspace.objects.get(pk=workspace_id)
+    if not ContactStats.objects.filter(workspace_id=workspace_id).exists():
+        return _first_computation(workspace, now=now)
     _ensure_rows(_Scope(workspace_id=workspace_id), computed_at=started)
-    _analyze(_CONTACT, _STATS, _ORDER, _ITEM, _PRODUCT, _EVENT)
+    analyze_tables(Contact, ContactStats, Order, OrderItem, Product, Event)
     figures_sql, params, columns = _figures(
         _Scope(workspace_id=workspace_id), kinds=ALL_KINDS, workspace=workspace, now=now
     )
@@ -146,7 +171,7 @@ def recompute_workspace_stats(*, workspace_id: int, now: datetime | None = None)
             _execute(f"SET LOCAL work_mem = '{RECOMPUTE_WORK_MEM}'", [])
         _execute(f"CREATE TEMPORARY TABLE {_REBUILD} AS {figures_sql}", params)
     _execute(f"CREATE INDEX {_REBUILD}_contact ON {_REBUILD} (contact_id)", [])
-    _analyze(_REBUILD)
+    analyze_tables(_REBUILD)
     assignments = ", ".join(f"{column} = r.{column}" for column in columns)
     processed = 0
     for low, high, count in _id_ranges(workspace_id, RECOMPUTE_CHUNK):
@@ -160,7 +185,28 @@ def recompute_workspace_stats(*, workspace_id: int, now: datetime | None = None)
     # After a failure the table is left to the end of the session (or the next rebuild's DROP above).
     _execute(f"DROP TABLE {_REBUILD}", [])
     refresh_rfm(workspace_id=workspace_id)
+    analyze_tables(ContactStats)  # every row changed: the figures' real distributions, for segment queries
     return processed
+
+
+def _first_computation(workspace: Workspace, *, now: datetime) -> int:
+    """The first figures of a workspace without any stats rows yet (a bulk load): each contact's row is
+    inserted with its figures in one statement, instead of inserted with defaults and then updated."""
+    analyze_tables(Contact, Order, OrderItem, Product, Event)
+    scope = _Scope(workspace_id=workspace.pk, rows_exist=False)
+    figures_sql, params, columns = _figures(scope, kinds=ALL_KINDS, workspace=workspace, now=now)
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            _execute(f"SET LOCAL work_mem = '{RECOMPUTE_WORK_MEM}'", [])
+        selected = ", ".join(f"figures.{column}" for column in columns)
+        inserted = _execute(
+            f"INSERT INTO {_STATS} (contact_id, workspace_id, {', '.join(columns)})"
+            f" SELECT figures.contact_id, %s, {selected} FROM ({figures_sql}) figures",
+            [workspace.pk, *params],
+        )
+    refresh_rfm(workspace_id=workspace.pk)
+    analyze_tables(ContactStats)
+    return inserted
 
 
 def refresh_rfm(*, workspace_id: int) -> None:
@@ -207,7 +253,7 @@ def refresh_time_dependent_stats(*, workspace_id: int, now: datetime | None = No
     now = now or timezone.now()
     workspace = Workspace.objects.get(pk=workspace_id)
     scope = _Scope(workspace_id=workspace_id)
-    engagement_sql, engagement_params = _engagement_cte(scope, workspace=workspace, now=now)
+    engagement_sql, engagement_params = _engagement_source(_Rows(scope), workspace=workspace, now=now)
     stage_sql, stage_params = _lifecycle_sql(_Orders.stored("s"), workspace=workspace, now=now)
     tier_sql, tier_params = _loyalty_sql(_Orders.stored("s"), workspace=workspace)
     sql = f"""
@@ -338,6 +384,8 @@ class _Scope:
 
     workspace_id: int
     contact_ids: list[int] | None = None
+    # False: the contacts have no stats rows yet (a first computation reads them from the contacts).
+    rows_exist: bool = True
 
     def where(self, alias: str, column: str = "contact_id") -> tuple[str, list]:
         """The scope's rows of a table with a workspace column (contacts, stats rows, orders, events)."""
@@ -347,12 +395,28 @@ class _Scope:
             sql, params = f"{sql} AND {ids_sql}", params + ids_params
         return sql, params
 
-    def source(self, alias: str) -> tuple[str, list]:
-        """The scope's orders or events. With ids, by contact alone: the aggregates are joined to the
-        workspace's stats rows anyway, and an index on (contact, ...) then answers without the heap."""
-        if self.contact_ids is not None:
-            return _ids_in(f"{alias}.contact_id", self.contact_ids)
-        return self.where(alias)
+
+@dataclass(frozen=True)
+class _Rows:
+    """How the aggregate sources find their rows: all of the scope's at once, or one contact's at a time.
+
+    Set-based (`per_contact` False): each source is a CTE aggregating the scope's rows, grouped by contact
+    and joined to the scope. Per contact: each source is a LATERAL subquery over the rows of the scope's
+    current contact, found through an index that leads with the contact.
+    """
+
+    scope: _Scope
+    per_contact: bool = False
+
+    def of(self, alias: str) -> tuple[str, list]:
+        """The WHERE of a source's orders or events."""
+        if self.per_contact:
+            return f"{alias}.contact_id = scope.contact_id", []
+        if self.scope.contact_ids is not None:
+            # By contact alone: the aggregates are joined to the workspace's stats rows anyway, and an
+            # index on (contact, ...) then answers without the heap.
+            return _ids_in(f"{alias}.contact_id", self.scope.contact_ids)
+        return self.scope.where(alias)
 
 
 _STORED_COLUMNS = (
@@ -366,27 +430,43 @@ _STORED_COLUMNS = (
     "rfm_monetary",
     "rfm_segment",
 )
+_TARGET = "target"  # alias of the stats row being updated in the per-contact form
+
+# Sources with one row per contact that the figures read (item_spend is read by top_category/top_producer).
+_JOINED = ("orders_agg", "top_category", "top_producer", "events_agg", "cart", "engagement")
 
 
 def _figures(
-    scope: _Scope, *, kinds: Collection[str], workspace: Workspace, now: datetime
+    scope: _Scope, *, kinds: Collection[str], workspace: Workspace, now: datetime, per_contact: bool = False
 ) -> tuple[str, list, list[str]]:
-    """A query with one row per stats row of the scope: contact_id and the fresh value of each figure.
+    """A query with the fresh value of each figure of the scope's stats rows, and the figure columns.
 
-    Each aggregate is computed once, restricted to the scope, and joined by contact. The
-    figures `kinds` leaves out are not selected (the stored ones stay). Returns the SQL, its
-    parameters and the figure columns.
+    Set-based (default): one row per stats row of the scope, `contact_id` first; each aggregate is
+    computed once, restricted to the scope, and joined by contact. `per_contact`: the row of ONE contact,
+    the stats row `target` of an enclosing `UPDATE ... AS target` (PostgreSQL only: LATERAL). The figures
+    `kinds` leaves out are not selected (the stored ones stay). Returns the SQL, its parameters and the
+    figure columns.
     """
+    rows = _Rows(scope, per_contact)
     orders, events = "orders" in kinds, "events" in kinds
-    scope_sql, scope_params = scope.where("s")
     stored = ", ".join(f"s.{column}" for column in _STORED_COLUMNS)
-    ctes: list[tuple[str, str, list]] = [
-        ("scope", f"SELECT s.contact_id, {stored} FROM {_STATS} s WHERE {scope_sql}", scope_params)
-    ]
+    if per_contact:
+        scope_sql, scope_params = f"SELECT {_TARGET}.contact_id, {stored.replace('s.', f'{_TARGET}.')}", []
+    elif not scope.rows_exist:
+        nothing_stored = ", ".join(
+            f"CAST(NULL AS {ContactStats._meta.get_field(column).db_type(connection)}) AS {column}"
+            for column in _STORED_COLUMNS
+        )
+        where_sql, scope_params = scope.where("c", column="id")
+        scope_sql = f"SELECT c.id AS contact_id, {nothing_stored} FROM {_CONTACT} c WHERE {where_sql}"
+    else:
+        where_sql, scope_params = scope.where("s")
+        scope_sql = f"SELECT s.contact_id, {stored} FROM {_STATS} s WHERE {where_sql}"
+    sources: list[tuple[str, str, list]] = []  # name, body, parameters (in order of use)
     figures: list[tuple[str, str, list]] = []  # column, expression, parameters
 
     if orders:
-        ctes += _order_ctes(scope)
+        sources += _order_sources(rows)
         figures += [
             ("orders_count", "COALESCE(orders_agg.n, 0)", []),
             ("total_spent", "COALESCE(orders_agg.cents, 0) / 100.0", []),
@@ -411,8 +491,8 @@ def _figures(
         ]
     if events:
         # One pass over the contacts' events; cart and engagement come with it.
-        event_sql, event_params = _events_cte(scope, workspace=workspace, now=now, last_order_from_aggregate=orders)
-        ctes.append(("events_agg", event_sql, event_params))
+        event_sql, event_params = _events_source(rows, workspace=workspace, now=now, last_order_from_aggregate=orders)
+        sources.append(("events_agg", event_sql, event_params))
         figures += [
             ("last_seen_at", "events_agg.last_seen", []),
             ("last_email_open_at", "events_agg.last_open", []),
@@ -434,11 +514,11 @@ def _figures(
     else:
         # Events unchanged: the cart only if the last order may have moved; engagement for the clock.
         if orders:
-            cart_sql, cart_params = _cart_cte(scope)
-            ctes.append(("cart", cart_sql, cart_params))
+            cart_sql, cart_params = _cart_source(rows)
+            sources.append(("cart", cart_sql, cart_params))
             figures.append(("cart_open_since", "cart.since", []))
-        engagement_sql, engagement_params = _engagement_cte(scope, workspace=workspace, now=now)
-        ctes.append(("engagement", engagement_sql, engagement_params))
+        engagement_sql, engagement_params = _engagement_source(rows, workspace=workspace, now=now)
+        sources.append(("engagement", engagement_sql, engagement_params))
         figures.append(("engagement_score", _capped_points("engagement.points"), []))
     order_figures = _Orders.aggregated() if orders else _Orders.stored("scope")
     stage_sql, stage_params = _lifecycle_sql(order_figures, workspace=workspace, now=now)
@@ -446,25 +526,25 @@ def _figures(
     figures += [("lifecycle_stage", stage_sql, stage_params), ("loyalty_tier", tier_sql, tier_params)]
     figures.append(("computed_at", "%s", [_dt(timezone.now())]))  # the wall clock: see recompute_workspace_stats
 
-    # Join the aggregates with one row per contact (item_spend has one per category and producer).
+    select = ", ".join(f"{expression} AS {column}" for column, expression, _ in figures)
+    figure_params = [p for _, _, ps in figures for p in ps]
+    source_params = [p for _, _, ps in sources for p in ps]
+    if per_contact:
+        laterals = " ".join(
+            f"LEFT JOIN LATERAL ({body}) {name} ON TRUE" for name, body, _ in sources if name in _JOINED
+        )
+        sql = f"SELECT {select} FROM ({scope_sql}) scope {laterals}"
+        return sql, [*figure_params, *scope_params, *source_params], [column for column, _, _ in figures]
     joins = " ".join(
-        f"LEFT JOIN {name} ON {name}.contact_id = scope.contact_id"
-        for name, _, _ in ctes
-        if name in ("orders_agg", "top_category", "top_producer", "events_agg", "cart", "engagement")
+        f"LEFT JOIN {name} ON {name}.contact_id = scope.contact_id" for name, _, _ in sources if name in _JOINED
     )
-    sql = (
-        "WITH "
-        + ", ".join(f"{name} AS ({body})" for name, body, _ in ctes)
-        + " SELECT scope.contact_id, "
-        + ", ".join(f"{expression} AS {column}" for column, expression, _ in figures)
-        + f" FROM scope {joins}"
-    )
-    params = [p for _, _, ps in ctes for p in ps] + [p for _, _, ps in figures for p in ps]
-    return sql, params, [column for column, _, _ in figures]
+    ctes = ", ".join(f"{name} AS ({body})" for name, body, _ in [("scope", scope_sql, scope_params), *sources])
+    sql = f"WITH {ctes} SELECT scope.contact_id, {select} FROM scope {joins}"
+    return sql, [*scope_params, *source_params, *figure_params], [column for column, _, _ in figures]
 
 
-def _order_ctes(scope: _Scope) -> list[tuple[str, str, list]]:
-    where, params = scope.source("o")
+def _order_sources(rows: _Rows) -> list[tuple[str, str, list]]:
+    where, params = rows.of("o")
     orders_agg = f"""
         SELECT o.contact_id,
                COUNT(*) AS n,
@@ -487,22 +567,29 @@ def _order_ctes(scope: _Scope) -> list[tuple[str, str, list]]:
         WHERE {where}
         GROUP BY o.contact_id, p.category, p.producer
     """
+    if rows.per_contact:
+        # No CTE to share: each top_* reads the contact's items itself (a few rows through the indexes).
+        return [
+            ("orders_agg", orders_agg, params),
+            ("top_category", _top_by_spend("category", f"({item_spend}) item_spend"), params),
+            ("top_producer", _top_by_spend("producer", f"({item_spend}) item_spend"), params),
+        ]
     return [
         ("orders_agg", orders_agg, params),
         ("item_spend", item_spend, params),
-        ("top_category", _top_by_spend("category"), []),
-        ("top_producer", _top_by_spend("producer"), []),
+        ("top_category", _top_by_spend("category", "item_spend"), []),
+        ("top_producer", _top_by_spend("producer", "item_spend"), []),
     ]
 
 
-def _top_by_spend(column: str) -> str:
+def _top_by_spend(column: str, item_spend: str) -> str:
     """The value of `column` with the highest item spend per contact; ties go to the first in code point order."""
     collate = ' COLLATE "C"' if connection.vendor == "postgresql" else ""
     return f"""
         SELECT ranked.contact_id, ranked.name FROM (
             SELECT contact_id, {column} AS name,
                    ROW_NUMBER() OVER (PARTITION BY contact_id ORDER BY SUM(cents) DESC, {column}{collate} ASC) AS rn
-            FROM item_spend
+            FROM {item_spend}
             WHERE {column} IS NOT NULL AND {column} <> ''
             GROUP BY contact_id, {column}
         ) ranked
@@ -510,11 +597,11 @@ def _top_by_spend(column: str) -> str:
     """
 
 
-def _events_cte(
-    scope: _Scope, *, workspace: Workspace, now: datetime, last_order_from_aggregate: bool
+def _events_source(
+    rows: _Rows, *, workspace: Workspace, now: datetime, last_order_from_aggregate: bool
 ) -> tuple[str, list]:
-    where, params = scope.source("e")
-    last_join, last_at = _last_order(last_order_from_aggregate)
+    where, params = rows.of("e")
+    last_join, last_at = _last_order(rows, from_aggregate=last_order_from_aggregate)
     points_sql, points_params = _points(workspace, now)
     mobile = ", ".join(["%s"] * len(MOBILE_DEVICES))
     desktop = ", ".join(["%s"] * len(DESKTOP_DEVICES))
@@ -543,10 +630,10 @@ def _events_cte(
     ]
 
 
-def _cart_cte(scope: _Scope) -> tuple[str, list]:
+def _cart_source(rows: _Rows) -> tuple[str, list]:
     """First cart_add after the last order, for a refresh where orders changed but events did not."""
-    where, params = scope.source("e")
-    last_join, last_at = _last_order(from_aggregate=True)
+    where, params = rows.of("e")
+    last_join, last_at = _last_order(rows, from_aggregate=True)
     sql = f"""
         SELECT e.contact_id, MIN(e.occurred_at) AS since
         FROM {_EVENT} e {last_join}
@@ -556,18 +643,21 @@ def _cart_cte(scope: _Scope) -> tuple[str, list]:
     return sql, [*params, "cart_add"]
 
 
-def _last_order(from_aggregate: bool) -> tuple[str, str]:
+def _last_order(rows: _Rows, *, from_aggregate: bool) -> tuple[str, str]:
     """The join and the expression of the contact's last order time: fresh from this statement's
-    aggregate when orders changed, else as stored (which is then current)."""
+    aggregate when orders changed, else as stored (which is then current). Per contact, both are
+    already in reach (an earlier LATERAL source, or the scope row): no join."""
+    if rows.per_contact:
+        return "", "orders_agg.last_at" if from_aggregate else "scope.last_order_at"
     if from_aggregate:
         return "LEFT JOIN orders_agg lo ON lo.contact_id = e.contact_id", "lo.last_at"
     return "LEFT JOIN scope lo ON lo.contact_id = e.contact_id", "lo.last_order_at"
 
 
-def _engagement_cte(scope: _Scope, *, workspace: Workspace, now: datetime) -> tuple[str, list]:
+def _engagement_source(rows: _Rows, *, workspace: Workspace, now: datetime) -> tuple[str, list]:
     """Engagement points per contact from the weighted events of the window alone, which the indexes on
     (workspace, type, time) and (contact, type, time) find without reading the rest."""
-    where, params = scope.source("e")
+    where, params = rows.of("e")
     points_sql, points_params = _points(workspace, now)
     window_start = now - timedelta(days=workspace.engagement_window_days)
     types = ", ".join(["%s"] * len(ENGAGEMENT_POINTS))
@@ -624,22 +714,6 @@ def _ensure_rows(scope: _Scope, *, computed_at: datetime | None = None) -> int:
         ON CONFLICT DO NOTHING
     """
     return _execute(sql, [*values, *params])
-
-
-def _analyze(*tables: str) -> None:
-    """Refresh PostgreSQL's planner statistics of these tables (a no-op elsewhere).
-
-    A rebuild typically follows a bulk load (seed, import) or creates the stats rows itself;
-    with statistics still saying "empty table" the planner joins the stats rows to the
-    aggregates with nested loops, which turns minutes into hours. ANALYZE samples a fixed
-    number of rows, so this costs seconds even on large tables. Temporary tables are never
-    analysed by autovacuum.
-    """
-    if connection.vendor != "postgresql":
-        return
-    with connection.cursor() as cursor:
-        for table in tables:
-            cursor.execute(f"ANALYZE {table}")
 
 
 def _lock_rows(ids: list[int]) -> int:

@@ -33,11 +33,12 @@ from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from contacts.models import Contact, Workspace
+from contacts.planner_stats import note_rows_written
 from segments_app.catalog import Catalog, build_catalog
 from segments_app.compiler import compile_definition
 from segments_app.definition import DefinitionError, WorkspaceSegments, parse_definition
 from segments_app.models import Segment, SegmentChange, SegmentMember, SegmentSnapshot
-from segments_app.selectors import contact_ids_sql
+from segments_app.selectors import contact_ids_sql, matching_ids
 
 logger = logging.getLogger(__name__)
 
@@ -351,13 +352,13 @@ def _compiled_ids_sql(
     segment: Segment, *, now: datetime, contact_ids: Sequence[int] | None = None
 ) -> tuple[str, tuple]:
     """SQL and params selecting the ids of the contacts that match the segment's definition at `now`."""
-    queryset = matching_contacts(segment, now=now)
+    queryset = matching_contacts(segment, now=now, ids_only=True)
     if contact_ids is not None:
         queryset = queryset.filter(pk__in=list(contact_ids))
     return contact_ids_sql(queryset)
 
 
-def matching_contacts(segment: Segment, *, now: datetime) -> QuerySet[Contact]:
+def matching_contacts(segment: Segment, *, now: datetime, ids_only: bool = False) -> QuerySet:
     """`selectors.segment_contacts` for a stored segment, with the workspace's field catalog cached.
 
     Building the catalog reads the custom attribute keys of every contact of the workspace (seconds on
@@ -375,6 +376,8 @@ def matching_contacts(segment: Segment, *, now: datetime) -> QuerySet[Contact]:
         resolver = WorkspaceSegments(segment.workspace_id)
         catalog = workspace_catalog(segment.workspace, fresh=True)
         group = parse_definition(segment.definition, catalog=catalog, segments=resolver, segment_id=segment.pk)
+    if ids_only:  # rows whose pk is the contact id, rooted where counting is cheapest (selectors.matching_ids)
+        return matching_ids(workspace=segment.workspace, group=group, catalog=catalog, segments=resolver, now=now)
     condition = compile_definition(group, catalog=catalog, now=now, resolve_segment=resolver.resolve)
     return Contact.objects.filter(workspace=segment.workspace).filter(condition)
 
@@ -408,15 +411,14 @@ def _apply_diff(
     size_before: int | None,
     snapshot_id: int | None = None,
 ) -> _Diff:
-    if connection.vendor == "postgresql":
-        return _apply_diff_postgresql(
-            segment_id=segment.pk, trigger=trigger, now=now, target_sql=target_sql, target_params=target_params,
-            contact_ids=contact_ids, size_before=size_before, snapshot_id=snapshot_id,
-        )
-    return _apply_diff_portable(
+    apply = _apply_diff_postgresql if connection.vendor == "postgresql" else _apply_diff_portable
+    diff = apply(
         segment_id=segment.pk, trigger=trigger, now=now, target_sql=target_sql, target_params=target_params,
         contact_ids=contact_ids, size_before=size_before, snapshot_id=snapshot_id,
     )
+    changed = diff.entered + diff.exited
+    note_rows_written({SegmentMember: changed, SegmentChange: changed})
+    return diff
 
 
 def _tables() -> dict[str, str]:
@@ -492,10 +494,10 @@ def _apply_diff_postgresql(
         logged AS (
             -- In contact order within each kind, so that the log (and the feed) reads the same every time.
             INSERT INTO {t["change"]} (segment_id, snapshot_id, contact_id, change, at)
-            SELECT * FROM (SELECT %s, snap.id, e.id, 'entered', %s FROM entered e CROSS JOIN snap ORDER BY e.id) a
+            SELECT * FROM (SELECT %s, (SELECT id FROM snap), e.id, 'entered', %s FROM entered e ORDER BY e.id) a
             UNION ALL
             SELECT * FROM (
-                SELECT %s, snap.id, x.contact_id, 'exited', %s FROM exited x CROSS JOIN snap ORDER BY x.contact_id
+                SELECT %s, (SELECT id FROM snap), x.contact_id, 'exited', %s FROM exited x ORDER BY x.contact_id
             ) b
         )
         SELECT (SELECT count(*) FROM target), (SELECT count(*) FROM entered), (SELECT count(*) FROM exited),

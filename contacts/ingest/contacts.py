@@ -7,6 +7,7 @@ from typing import Any
 from contacts.ingest import fields as f
 from contacts.ingest.common import IngestResult, in_one_transaction, refresh_and_notify
 from contacts.models import Contact, ContactTag, Tag, Workspace
+from contacts.planner_stats import note_rows_written
 
 CONTACT_SPEC: dict[str, f.Parser] = {
     "external_id": f.text(255, required=True),
@@ -83,6 +84,7 @@ def write_contacts(workspace: Workspace, records: list[dict], result: IngestResu
         # Rows loaded from the database keep their pk; an upsert row must not carry it.
         contact.pk = None
     if changed:
+        note_rows_written({Contact: len(changed)})
         Contact.objects.bulk_create(
             changed,
             update_conflicts=True,
@@ -143,6 +145,7 @@ def _replace_tags(workspace: Workspace, names_by_contact: dict[int, list[str]]) 
         )
     }
     stale = [pk for pair, pk in current.items() if pair not in wanted]
+    note_rows_written({ContactTag: len(stale) + len(wanted - set(current))})
     if stale:
         ContactTag.objects.filter(pk__in=stale).delete()
     ContactTag.objects.bulk_create(

@@ -19,6 +19,7 @@ import psycopg
 from django.db import connection
 
 from contacts.models import Event, Order, OrderItem, Workspace
+from contacts.planner_stats import note_rows_written
 
 
 def _postgres() -> bool:
@@ -76,6 +77,7 @@ def insert_events(*, workspace: Workspace, rows: Sequence[EventRow]) -> None:
     stored meanwhile by a concurrent call is skipped (ON CONFLICT DO NOTHING)."""
     if not rows:
         return
+    note_rows_written({Event: len(rows)})
     if not _postgres():
         Event.objects.bulk_create(
             [
@@ -140,6 +142,7 @@ def upsert_orders(*, workspace: Workspace, rows: Sequence[OrderRow]) -> dict[str
     {external_id: order id}."""
     if not rows:
         return {}
+    note_rows_written({Order: len(rows)})
     if not _postgres():
         orders = [
             Order(
@@ -184,6 +187,7 @@ def replace_items(*, order_ids: Iterable[int], rows: Sequence[ItemRow]) -> None:
     """Make the orders' items exactly the (order_id, contact_id, ordered_at, product_id, quantity, unit_price)
     rows; contact_id and ordered_at are the order's own, copied onto its items (see OrderItem)."""
     order_ids = list(order_ids)
+    note_rows_written({OrderItem: len(rows)})
     if not _postgres():
         OrderItem.objects.filter(order_id__in=order_ids).delete()
         OrderItem.objects.bulk_create(
@@ -215,3 +219,4 @@ def replace_items(*, order_ids: Iterable[int], rows: Sequence[ItemRow]) -> None:
 def create_bare(model: type, *, workspace: Workspace, key: str, values: Sequence[str]) -> None:
     """Rows that only have their natural key (unknown contacts of orders, unknown SKUs); races are harmless."""
     model.objects.bulk_create([model(workspace=workspace, **{key: value}) for value in values], ignore_conflicts=True)
+    note_rows_written({model: len(values)})

@@ -261,7 +261,7 @@ def test_schedule_recompute_runs_after_commit(workspace, django_capture_on_commi
         membership.schedule_recompute(segment_id=segment.pk, trigger="definition_change")
         assert not SegmentSnapshot.objects.filter(segment=segment).exists()
 
-    assert len(callbacks) == 1
+    assert callbacks  # deferred to the commit (which then also analyses the member table if it grew)
     snapshot = SegmentSnapshot.objects.get(segment=segment)
     assert (snapshot.trigger, snapshot.size) == ("definition_change", 1)
 
