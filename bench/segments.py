@@ -53,52 +53,15 @@ from segments_app.definition import (  # noqa: E402
     WorkspaceSegments,
     parse_definition,
 )
+from segments_app.examples import contract_examples  # noqa: E402
 from segments_app.guards import PreviewTimeout, statement_timeout  # noqa: E402
 from segments_app.models import Segment  # noqa: E402
-from segments_app.selectors import compiled_contacts  # noqa: E402
+from segments_app.selectors import matching_ids  # noqa: E402
 from segments_app.templates_library import templates  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "segments.json"
 FIELDS_MS, ROWS_MS, LIBRARY_MS = 300, 1500, 3000
 RATIO_TARGET = 1.3
-
-
-def contract_examples(referenced_id: int) -> dict[str, dict]:
-    """The examples of shared/spec/segment-definition.md; the last one refers to segment `referenced_id`."""
-    return {
-        "contract: up-selling": {"match": "all", "conditions": [
-            {"type": "orders", "filters": [{"field": "product.producer", "op": "eq", "value": "Acme"}],
-             "window": {"last": 6, "unit": "months"}, "measure": "sum", "op": "gt", "value": 300}]},
-        "contract: loyalty threshold": {"match": "all", "conditions": [
-            {"type": "orders", "measure": "sum", "op": "between", "value": [500, 1000]}]},
-        "contract: paid sources only": {"match": "all", "conditions": [
-            {"type": "orders", "measure": "count", "op": "gte", "value": 1},
-            {"type": "orders",
-             "filters": [{"field": "source", "op": "not_in", "value": ["paid_search", "paid_social"]}],
-             "measure": "count", "op": "eq", "value": 0}]},
-        "contract: cross-selling": {"match": "all", "conditions": [
-            {"type": "orders", "filters": [{"field": "product.sku", "op": "eq", "value": "SKU-1"}],
-             "window": {"last": 1, "unit": "months"}, "measure": "count", "op": "gte", "value": 1},
-            {"type": "orders", "filters": [{"field": "product.sku", "op": "in", "value": ["SKU-2", "SKU-3"]}],
-             "measure": "count", "op": "eq", "value": 0}]},
-        "contract: engaged and reachable": {"match": "all", "conditions": [
-            {"type": "event", "event": "email_open", "window": {"last": 7, "unit": "days"},
-             "measure": "count", "op": "gte", "value": 1},
-            {"type": "attribute", "field": "email_status", "op": "eq", "value": "subscribed"},
-            {"match": "any", "conditions": [
-                {"type": "attribute", "field": "country", "op": "eq", "value": "PL"},
-                {"type": "tag", "op": "has_any", "value": ["vip"]}]}]},
-        "contract: at risk": {"match": "all", "conditions": [
-            {"type": "attribute", "field": "orders_count", "op": "gte", "value": 3},
-            {"type": "attribute", "field": "last_order_at", "op": "not_in_last",
-             "value": {"last": 90, "unit": "days"}}]},
-        "contract: cart abandoners 48 h": {"match": "all", "conditions": [
-            {"type": "attribute", "field": "cart_open_since", "op": "in_last",
-             "value": {"last": 48, "unit": "hours"}}]},
-        "contract: mobile-only, not in a segment": {"match": "all", "conditions": [
-            {"type": "attribute", "field": "preferred_device", "op": "eq", "value": "mobile_only"},
-            {"type": "segment", "op": "not_in", "segment": referenced_id}]},
-    }  # fmt: skip
 
 
 # --- what an expert would write by hand ------------------------------------------------------------------------
@@ -236,7 +199,7 @@ def measure(workspace: Workspace, name: str, definition: dict, runs: int, with_p
     catalog = build_catalog(workspace)
     segments = WorkspaceSegments(workspace.pk)
     group = parse_definition(definition, catalog=catalog, segments=segments)
-    queryset = compiled_contacts(workspace=workspace, group=group, catalog=catalog, segments=segments, now=now)
+    queryset = matching_ids(workspace=workspace, group=group, catalog=catalog, segments=segments, now=now)
     sql, params = queryset.values("pk").query.sql_with_params()
     count_sql = f"SELECT count(*) FROM ({sql}) matched"
     kind = kind_of(group, segments)

@@ -23,7 +23,7 @@ from contacts.models import (
     Workspace,
     WorkspaceMember,
 )
-from contacts.services import erase_contact
+from contacts.services import edited_by_hand, erase_contact
 
 
 class LargeTableAdmin(admin.ModelAdmin):
@@ -137,6 +137,11 @@ class ContactAdmin(LargeTableAdmin):
     raw_id_fields = ["workspace"]
     inlines = [ContactTagInline, ContactStatsInline]
 
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)  # the tags inline first
+        contact = form.instance
+        edited_by_hand(workspace_id=contact.workspace_id, contact_ids=[contact.pk], kinds=("contact", "tags"))
+
     # Deleting here is an erasure like DELETE /api/v1/contacts/{external_id}/: the contact leaves its
     # segments with an "exited" change the ESPs see (contacts.services.erase_contact), then goes.
     def delete_model(self, request: HttpRequest, obj: Contact) -> None:
@@ -164,6 +169,13 @@ class ContactStatsAdmin(LargeTableAdmin):
     search_fields = ["=contact__external_id", "contact__email"]
     list_select_related = ["contact"]
     raw_id_fields = ["contact", "workspace"]
+
+    # Derived from orders and events, and read instead of them by segment conditions: never edited by hand.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: ContactStats | None = None) -> bool:
+        return False
 
 
 @admin.register(Tag)
@@ -195,32 +207,86 @@ class OrderItemInline(admin.TabularInline):
     raw_id_fields = ["product"]
 
 
+class HistoryAdmin(LargeTableAdmin):
+    """Orders, items and events edited by hand: their contacts' figures and segments follow, as after ingest.
+
+    `contact_of(obj)` is the contact a row belongs to; a row moved to another contact changes both.
+    """
+
+    history_kind = ""
+
+    def contact_of(self, obj) -> tuple[int, int]:
+        """(workspace id, contact id) of a row."""
+        raise NotImplementedError
+
+    def _edited(self, rows: list) -> None:
+        by_workspace: dict[int, set[int]] = {}
+        for workspace_id, contact_id in rows:
+            by_workspace.setdefault(workspace_id, set()).add(contact_id)
+        for workspace_id, contact_ids in by_workspace.items():
+            edited_by_hand(workspace_id=workspace_id, contact_ids=contact_ids, kinds=(self.history_kind,))
+
+    def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
+        # Kept on the row, not on this admin (one instance serves every request).
+        obj._contact_before = self.contact_of(type(obj).objects.get(pk=obj.pk)) if change else None
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)  # inlines (an order's items) first
+        rows = [self.contact_of(form.instance)]
+        if getattr(form.instance, "_contact_before", None) is not None:
+            rows.append(form.instance._contact_before)
+        self._edited(rows)
+
+    def delete_model(self, request: HttpRequest, obj) -> None:
+        row = self.contact_of(obj)
+        super().delete_model(request, obj)
+        self._edited([row])
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        rows = [self.contact_of(obj) for obj in queryset]
+        super().delete_queryset(request, queryset)
+        self._edited(rows)
+
+
 @admin.register(Order)
-class OrderAdmin(LargeTableAdmin):
+class OrderAdmin(HistoryAdmin):
     list_display = ["external_id", "contact", "ordered_at", "source", "total", "currency"]
     list_filter = ["workspace", "source", "currency"]
     search_fields = ["=external_id", "=contact__external_id"]
     list_select_related = ["contact"]
     raw_id_fields = ["contact", "workspace"]
     inlines = [OrderItemInline]
+    history_kind = "orders"
+
+    def contact_of(self, obj: Order) -> tuple[int, int]:
+        return obj.workspace_id, obj.contact_id
 
 
 @admin.register(OrderItem)
-class OrderItemAdmin(LargeTableAdmin):
+class OrderItemAdmin(HistoryAdmin):
     list_display = ["order", "product", "quantity", "unit_price"]
     list_filter = ["order__workspace", "product__category"]
     search_fields = ["=order__external_id", "=product__sku"]
     list_select_related = ["order", "product"]
     raw_id_fields = ["order", "product"]
+    history_kind = "orders"
+
+    def contact_of(self, obj: OrderItem) -> tuple[int, int]:
+        return obj.order.workspace_id, obj.order.contact_id
 
 
 @admin.register(Event)
-class EventAdmin(LargeTableAdmin):
+class EventAdmin(HistoryAdmin):
     list_display = ["type", "contact", "occurred_at", "device", "campaign", "url"]
     list_filter = ["workspace", "type", "device"]
     search_fields = ["=contact__external_id", "=event_id", "campaign"]
     list_select_related = ["contact"]
     raw_id_fields = ["contact", "workspace"]
+    history_kind = "events"
+
+    def contact_of(self, obj: Event) -> tuple[int, int]:
+        return obj.workspace_id, obj.contact_id
 
 
 @admin.register(EventType)

@@ -1,9 +1,12 @@
-"""Writes on contacts outside ingest: erasure (the right to be forgotten)."""
+"""Writes on contacts outside ingest: erasure (the right to be forgotten), history edited by hand."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from django.db import transaction
 
+from contacts.ingest.common import refresh_and_notify
 from contacts.models import Contact, Workspace
 from segments_app.membership import record_erasure_exits
 
@@ -32,3 +35,18 @@ def erase_contact(*, workspace: Workspace, external_id: str) -> bool:
     record_erasure_exits(contact_id=contact.pk, external_id=contact.external_id)
     Contact.objects.filter(pk=contact.pk).delete()
     return True
+
+
+@transaction.atomic
+def edited_by_hand(*, workspace_id: int, contact_ids: Collection[int], kinds: Collection[str]) -> None:
+    """After contacts, their tags, orders, items or events were changed by hand (the admin), exactly as after
+    ingest: the contacts' computed figures follow in the same transaction (a new contact gets its row), and
+    their segments re-evaluate them after commit.
+
+    `kinds` name what changed: "contact", "tags", "orders", "events". Segment conditions on the history are
+    answered from the figures where they can be (`segments_app.compiler`), so no door may change the
+    history without them.
+    """
+    ids = sorted({int(pk) for pk in contact_ids if pk is not None})
+    existing = list(Contact.objects.filter(workspace_id=workspace_id, pk__in=ids).values_list("pk", flat=True))
+    refresh_and_notify(workspace_id=workspace_id, contact_ids=existing, stats_kinds=kinds, data_kinds=kinds)

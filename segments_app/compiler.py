@@ -507,17 +507,22 @@ class _PerOrderGroups(Subquery):
 
 
 class _Average(_Operand):
-    """avg = sum / count, compared as sum op value * count (exact, no division)."""
+    """avg = sum / count, compared as sum op value * count (exact, no division).
+
+    `total` and `count` are expressions (aggregate aliases, or stored figures with `present` saying when
+    there is anything to average).
+    """
 
     places = None
 
-    def __init__(self, sum_alias: str, count_alias: str, scale: int) -> None:
-        self.sum_alias = sum_alias
-        self.count_alias = count_alias
+    def __init__(self, total: Expression, count: Expression, scale: int, *, present: Cond | None = None) -> None:
+        self.total = total
+        self.count = count
         self.scale = scale  # the sum is in units of 10^-scale (2 for cents)
+        self.presence = present
 
     def present(self) -> Cond | None:
-        return None
+        return self.presence
 
     def test(self, lookup: str, value) -> Cond:
         if lookup == "in":
@@ -526,9 +531,9 @@ class _Average(_Operand):
         places = max(0, -scaled.as_tuple().exponent)
         denominator = 10**places
         numerator = int(scaled * denominator)
-        lhs = ExpressionWrapper(F(self.sum_alias) * Value(denominator), output_field=DecimalField())
+        lhs = ExpressionWrapper(self.total * Value(denominator), output_field=DecimalField())
         rhs = ExpressionWrapper(
-            F(self.count_alias) * Value(Decimal(numerator), output_field=DecimalField()), output_field=DecimalField()
+            self.count * Value(Decimal(numerator), output_field=DecimalField()), output_field=DecimalField()
         )
         return Q(_LOOKUPS[lookup](lhs, rhs))
 
@@ -608,12 +613,26 @@ def value_condition(operand: _Operand, type_: str, op: str, value, now: datetime
 
 
 class _Compiler:
-    def __init__(self, catalog: Catalog, now: datetime, resolve_segment: Callable[[int], Group]) -> None:
+    """Compiles to a `Q` over `root`: Contact, or ContactStats (one row per contact, pk = contact id).
+
+    Rooted on ContactStats, conditions on computed figures filter the root rows themselves and contact
+    columns are reached through the one-to-one `contact` (`reads_contact` records that it happened).
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        now: datetime,
+        resolve_segment: Callable[[int], Group],
+        root: type[Contact] | type[ContactStats] = Contact,
+    ) -> None:
         if now.tzinfo is None:
             raise CompileError("now must be an aware datetime")
         self.catalog = catalog
         self.now = now.astimezone(UTC)
         self.resolve_segment = resolve_segment
+        self.root = root
+        self.reads_contact = False
         self.inlining: list[int] = []
         # How many OR groups (of more than one node) enclose the node being compiled.
         self.or_depth = 0
@@ -643,26 +662,34 @@ class _Compiler:
         # all -> AND, any -> OR, none -> AND of negated children; negated: the other way round.
         children_negated = negated != (group.match == "none")
         conjunction = (group.match != "any") != negated
-        # Conditions on computed figures of one group share one semi-join into ContactStats (one row
-        # per contact, so "in S(a) and in S(b)" is "in S(a and b)", likewise for or): one index-only
-        # scan of the stats instead of one per condition.
-        figures = [node for node in group.conditions if self._is_figure(node)]
         # Inside an OR PostgreSQL cannot turn a correlated EXISTS into a join: it would run it once per
         # contact. There "has rows" is written `pk IN (rows)`, which it hashes once (see _presence).
         in_or = not conjunction and len(group.conditions) > 1
+        # Conditions answered by computed figures (conditions on figures, and orders or event conditions a
+        # stored figure answers) share one semi-join into ContactStats (one row per contact, so "in S(a)
+        # and in S(b)" is "in S(a and b)", likewise for or): one scan of the stats instead of one each.
+        parts: list[Cond] = []
+        predicates: list[Cond] = []
         self.or_depth += in_or
         try:
-            parts = [self.node(node, negated=children_negated) for node in group.conditions if node not in figures]
+            for node in group.conditions:
+                predicate = self.stored_figures(node)
+                if predicate is None:
+                    parts.append(self.node(node, negated=children_negated))
+                else:
+                    predicates.append(_not(predicate) if children_negated else predicate)
         finally:
             self.or_depth -= in_or
-        if figures:
-            predicates = [self.figure_predicate(node, negated=children_negated) for node in figures]
+        if predicates:
             parts.append(self._stats_semi_join(_and(*predicates) if conjunction else _or(*predicates)))
         return _and(*parts) if conjunction else _or(*parts)
 
     def node(self, node, *, negated: bool = False) -> Cond:
         if isinstance(node, Group):
             return self.group(node, negated=negated)
+        predicate = self.stored_figures(node)
+        if predicate is not None:
+            return self._stats_semi_join(_not(predicate) if negated else predicate)
         if isinstance(node, AttributeCondition):
             return self.attribute(node, negated=negated)
         if isinstance(node, SegmentCondition):
@@ -685,18 +712,33 @@ class _Compiler:
             raise CompileError(f"unknown field {cond.field!r}")
         if cond.op not in field.operators:
             raise CompileError(f"operator {cond.op!r} not allowed for {field.key}")
-        if field.source == cat.SOURCE_STATS:
-            return self._stats_semi_join(self.figure_predicate(cond, negated=negated))
         if field.source in (cat.SOURCE_CONTACT, cat.SOURCE_ATTRIBUTE):
-            result = self.field_condition(field, field.column, cond.op, cond.value)
+            self.reads_contact = True
+            column = field.column if self.root is Contact else f"contact__{field.column}"
+            result = self.field_condition(field, column, cond.op, cond.value)
             return _not(result) if negated else result
         raise CompileError(f"field {field.key} cannot be used in an attribute condition")
 
-    def _is_figure(self, node) -> bool:
-        if not isinstance(node, AttributeCondition):
-            return False
-        field = self.catalog.field(node.field)
-        return field is not None and field.source == cat.SOURCE_STATS
+    def stored_figures(self, node) -> Cond | None:
+        """The node as a predicate over ContactStats rows when stored figures answer it exactly, else None.
+
+        A condition on a computed figure always is one. So is an orders or event condition whose measure a
+        figure keeps (figures are kept current in the transaction that writes the history): orders over
+        all time without filters (count, sum, average, first, last), "ordered in the last N days" or
+        not, "opened an email in the last 7 days" or not, the last open, click or activity. The history
+        is then never read, except for the rare contacts whose latest row lies beyond the window's end
+        (dated in the future), where the figure alone cannot tell.
+        """
+        if isinstance(node, AttributeCondition):
+            field = self.catalog.field(node.field)
+            if field is None or field.source != cat.SOURCE_STATS:
+                return None
+            return self.figure_predicate(node)
+        if isinstance(node, OrdersCondition):
+            return self.orders_from_figures(node)
+        if isinstance(node, EventCondition):
+            return self.event_from_figures(node)
+        return None
 
     def figure_predicate(self, cond: AttributeCondition, *, negated: bool = False) -> Cond:
         """The condition on a computed figure as a predicate over ContactStats rows."""
@@ -708,9 +750,63 @@ class _Compiler:
         inner = self.field_condition(field, field.column.removeprefix("stats__"), cond.op, cond.value)
         return _not(inner) if negated else inner
 
+    def orders_from_figures(self, cond: OrdersCondition) -> Cond | None:
+        if cond.measure not in cat.ORDER_MEASURES:
+            raise CompileError(f"unknown orders measure {cond.measure!r}")
+        if cond.filters:
+            return None
+        if cond.window is None and cond.measure in _ORDER_FIGURES:
+            operand = _ORDER_FIGURES[cond.measure]()
+            return value_condition(operand, cat.ORDER_MEASURES[cond.measure], cond.op, cond.value, self.now)
+        if cond.measure == "count":
+            return self._recency("last_order_at", cond.window, cond.op, cond.value, lambda: self.order_rows(cond)[0])
+        return None
+
+    def event_from_figures(self, cond: EventCondition) -> Cond | None:
+        if cond.measure not in cat.EVENT_MEASURES:
+            raise CompileError(f"unknown event measure {cond.measure!r}")
+        if not self.catalog.is_event_type(cond.event):
+            raise CompileError(f"unknown event type {cond.event!r}")
+        column = _EVENT_FIGURES.get(cond.event)
+        if column is None or cond.filters:
+            return None
+        if cond.measure == "last_at" and cond.window is None:
+            return value_condition(_Column(column), cat.DATETIME, cond.op, cond.value, self.now)
+        if cond.measure == "count":
+            return self._recency(column, cond.window, cond.op, cond.value, lambda: self.event_rows(cond))
+        return None
+
+    def _recency(self, column: str, window, op: str, value, rows: Callable[[], QuerySet | None]) -> Cond | None:
+        """A count decided by whether there are rows in the window, from the time of the latest row.
+
+        The latest row (`column`, missing without rows) lies in [start, end] exactly when some row does,
+        as long as it is not later than the end: "some row in the last 7 days" is "latest >= now - 7
+        days" for every contact whose latest row is not in the future. For those whose latest row is
+        later than the end (dated in the future, or a fixed window that ends before it) the rows of the
+        window are looked up: `rows()` gives them. A window that ended in the past is left to the rows.
+        """
+        decided = _count_decided(cat.NUMBER, op, value, self.now)
+        if decided is None:
+            return None
+        if decided == _holds(cat.NUMBER, op, value, Decimal(0), self.now):
+            return decided  # the same answer with rows and without
+        latest = F(column)
+        present = Q(IsNull(latest, False))
+        if window is not None:
+            span: Span = window.span(self.now)
+            if span.end is not None and span.end < self.now:
+                return None
+            present &= Q(GreaterThanOrEqual(latest, span.start))
+            if span.end is not None:
+                in_window = rows()
+                not_later = Q(LessThanOrEqual(latest, span.end))
+                present &= not_later if in_window is None else not_later | Q(pk__in=in_window.values("contact_id"))
+        return present if decided else _not(present)
+
     def _stats_semi_join(self, predicate: Cond) -> Cond:
-        """Contacts whose stats row passes `predicate`: a semi-join, indexed by workspace and figure."""
-        if isinstance(predicate, bool):
+        """Contacts whose stats row passes `predicate`: a semi-join, indexed by workspace and figure (rooted
+        on the stats rows, the predicate itself)."""
+        if isinstance(predicate, bool) or self.root is ContactStats:
             return predicate
         stats = ContactStats.objects.filter(workspace_id=self.workspace_id).filter(predicate)
         return Q(pk__in=stats.values("contact_id"))
@@ -940,7 +1036,7 @@ class _Compiler:
             value = _scaled(value, 2)
             grouped = grouped.annotate(m=Sum(amount))
         elif measure == "avg":
-            operand = _Average("s", "c", 2)
+            operand = _Average(F("s"), F("c"), 2)
             grouped = grouped.annotate(s=Sum(amount), c=count)
         elif measure in ("min", "max") and order is not None:
             operand = _PerOrderExtreme(measure)
@@ -1010,6 +1106,22 @@ class _Compiler:
         finally:
             self.inlining.pop()
 
+
+# Orders measures over all time without filters that a stored figure (ContactStats column) keeps exactly.
+# The average is the stored total over the stored count (the stored avg_order_value is rounded to cents).
+_ORDER_FIGURES: dict[str, Callable[[], _Operand]] = {
+    "count": lambda: _Column("orders_count", nullable=False, places=0),
+    "sum": lambda: _Column("total_spent", nullable=False, places=2),
+    "avg": lambda: _Average(_cents(F("total_spent")), F("orders_count"), 2, present=Q(orders_count__gt=0)),
+    "first_at": lambda: _Column("first_order_at"),
+    "last_at": lambda: _Column("last_order_at"),
+}
+# Event types whose latest time (over all time, without filters) a stored figure keeps.
+_EVENT_FIGURES = {
+    "email_open": "last_email_open_at",
+    "email_click": "last_email_click_at",
+    cat.ANY_EVENT: "last_seen_at",
+}
 
 # Tests on the largest / smallest order amount that one order decides (max > v: some order is over v).
 _DECIDED_BY_ONE_ORDER = {"max": frozenset({"gt", "gte"}), "min": frozenset({"lt", "lte"})}
@@ -1103,6 +1215,24 @@ def compile_definition(group: Group, *, catalog: Catalog, now: datetime, resolve
     >>> # Contact.objects.filter(workspace_id=1).filter(q): contacts whose country is not "PL", or missing
     """
     return _q(_Compiler(catalog, now, resolve_segment).group(group, top=True))
+
+
+def compile_matching(
+    group: Group, *, catalog: Catalog, now: datetime, resolve_segment: Callable[[int], Group]
+) -> tuple[type[Contact] | type[ContactStats], Q]:
+    """Compile a validated definition for counting and listing its members' ids: (model, condition).
+
+    Filter `model`'s rows of the workspace with `condition`; their primary keys are the matching contacts'
+    ids. A definition that reads no contact column (only computed figures, orders, events, tags, other
+    segments) is rooted on ContactStats, which has a row for every contact: "spent over 500" is then a
+    range of the stats index alone, with no join back to every contact of the workspace. Otherwise
+    `compile_definition`'s query over Contact.
+    """
+    over_stats = _Compiler(catalog, now, resolve_segment, root=ContactStats)
+    condition = over_stats.group(group, top=True)
+    if not over_stats.reads_contact:
+        return ContactStats, _q(condition)
+    return Contact, compile_definition(group, catalog=catalog, now=now, resolve_segment=resolve_segment)
 
 
 def measure_figures(cond: OrdersCondition | EventCondition, *, catalog: Catalog, now: datetime) -> QuerySet | None:

@@ -17,7 +17,7 @@ from django.utils import timezone
 from contacts.models import Contact, Workspace
 
 from .catalog import Catalog, build_catalog
-from .compiler import compile_definition
+from .compiler import compile_definition, compile_matching
 from .definition import DefinitionError, Group, WorkspaceSegments, parse_definition, resolve_references
 from .models import Segment
 
@@ -54,19 +54,18 @@ def segment_contacts(
 # ---------------------------------------------------------------------------- added for the segments API
 
 
-def compiled_contacts(
+def matching_ids(
     *, workspace: Workspace, group: Group, catalog: Catalog, segments: WorkspaceSegments, now: datetime
-) -> QuerySet[Contact]:
-    """`segment_contacts` for a definition already parsed with `catalog` and `segments` (no second catalog query).
+) -> QuerySet:
+    """The contacts matching a parsed definition, as rows whose primary key is the contact's id: for counting
+    them and listing their ids (previews, recomputes). Rooted on the computed figures when the definition
+    reads no contact column (`compiler.compile_matching`), so counts need no join with every contact."""
+    model, condition = compile_matching(group, catalog=catalog, now=now, resolve_segment=segments.resolve)
+    return model.objects.filter(workspace_id=workspace.pk).filter(condition)
 
-    The preview parses once (it also needs the tree for its summary) and counts and samples this queryset.
-    """
-    condition = compile_definition(group, catalog=catalog, now=now, resolve_segment=segments.resolve)
-    return Contact.objects.filter(workspace=workspace).filter(condition)
 
-
-def contact_ids_sql(contacts: QuerySet[Contact]) -> tuple[str, tuple]:
-    """SQL and params selecting the ids of `contacts`, to embed in hand-written SQL.
+def contact_ids_sql(contacts: QuerySet) -> tuple[str, tuple]:
+    """SQL and params selecting the ids of `contacts` (or of `matching_ids` rows), to embed in hand-written SQL.
 
     A definition that can never match (e.g. "orders count is not set") compiles to an empty `pk IN ()`,
     which Django refuses to render; that becomes a query of no rows rather than an error.

@@ -42,7 +42,7 @@ from .definition import (
 )
 from .guards import statement_timeout
 from .models import Segment, SegmentSnapshot
-from .selectors import compiled_contacts, contact_ids_sql, referenced_segment_ids, segment_names, segment_users
+from .selectors import contact_ids_sql, matching_ids, referenced_segment_ids, segment_names, segment_users
 from .summary import summarize
 
 NAME_MAX = 200
@@ -342,11 +342,11 @@ def preview_segment(
     if errors:
         raise SegmentInvalid(errors)
     with statement_timeout():
-        contacts = compiled_contacts(
+        ids = matching_ids(
             workspace=workspace, group=valid.group, catalog=valid.catalog, segments=valid.segments, now=now
         )
         count, sample = _count_and_sample(
-            contacts, sample_size=sample_size, one_pass=_aggregates_rows(valid.group, valid.segments.parsed)
+            ids, sample_size=sample_size, one_pass=_aggregates_rows(valid.group, valid.segments.parsed)
         )
     summary = definition_summary(valid, workspace=workspace)
     elapsed_ms = int(round((time.monotonic() - started) * 1000))
@@ -367,8 +367,8 @@ def _aggregates_rows(group: Group, referenced: Mapping[int, Group]) -> bool:
     return False
 
 
-def _count_and_sample(contacts: QuerySet[Contact], *, sample_size: int, one_pass: bool) -> tuple[int, list[Contact]]:
-    """How many contacts match, and the first `sample_size` of them by id.
+def _count_and_sample(ids: QuerySet, *, sample_size: int, one_pass: bool) -> tuple[int, list[Contact]]:
+    """How many contacts match, and the first `sample_size` of them by id (`ids`: `selectors.matching_ids`).
 
     Counting and then fetching a sample evaluates the definition twice. For conditions on contact fields and
     computed figures that is cheap and the count alone can be an index-only scan; for aggregates over orders
@@ -376,11 +376,12 @@ def _count_and_sample(contacts: QuerySet[Contact], *, sample_size: int, one_pass
     once and counted and sampled from there (about half the time on 1M contacts, see docs/benchmarks.md).
     """
     if not sample_size:
-        return contacts.count(), []
+        return ids.count(), []
     if not one_pass or connection.vendor != "postgresql":
-        count = contacts.count()
-        return count, (list(contacts.order_by("pk")[:sample_size]) if count else [])
-    sql, params = contact_ids_sql(contacts)
+        count = ids.count()
+        first = list(ids.order_by("pk").values_list("pk", flat=True)[:sample_size]) if count else []
+        return count, list(Contact.objects.filter(pk__in=first).order_by("pk"))
+    sql, params = contact_ids_sql(ids)
     with connection.cursor() as cursor:
         cursor.execute(
             f"WITH matching(id) AS MATERIALIZED ({sql}) "

@@ -9,6 +9,7 @@ from decimal import Decimal
 from django.utils import timezone
 
 from contacts.models import Contact, ContactStats, Event, Order, OrderItem, Product, Tag, Workspace
+from contacts.stats import refresh_contact_stats
 
 _sequence = itertools.count(1)
 
@@ -53,10 +54,14 @@ def make_order(
     )
     for product, quantity, price in items:
         OrderItem.objects.create(order=order, product=product, quantity=quantity, unit_price=Decimal(str(price)))
+    # As ingest does: the figures follow the history (segment conditions on orders read them).
+    refresh_contact_stats(workspace_id=contact.workspace_id, contact_ids=[contact.pk], kinds=("orders",))
     return order
 
 
 def make_event(contact: Contact, type: str, *, occurred_at: datetime | None = None, **fields) -> Event:
-    return Event.objects.create(
+    event = Event.objects.create(
         workspace=contact.workspace, contact=contact, type=type, occurred_at=occurred_at or timezone.now(), **fields
     )
+    refresh_contact_stats(workspace_id=contact.workspace_id, contact_ids=[contact.pk], kinds=("events",))
+    return event

@@ -50,3 +50,72 @@ def test_contact_page_shows_its_computed_figures_read_only(operator_client, some
     response = operator_client.get(f"/admin/contacts/contact/{some_data.pk}/change/")
     assert response.status_code == 200
     assert "Orders count" in response.content.decode()
+
+
+# --- history edited by hand: the figures follow, as after ingest -------------------------------------------------
+
+
+def _post_form(operator_client, url: str, data: dict):
+    response = operator_client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    return response
+
+
+def test_an_order_added_moved_and_deleted_by_hand_keeps_both_contacts_figures(operator_client, workspace):
+    from contacts.models import ContactStats, Order
+
+    ann, bob = make_contact(workspace, external_id="ann"), make_contact(workspace, external_id="bob")
+    form = {
+        "workspace": workspace.pk, "contact": ann.pk, "external_id": "o-1", "ordered_at_0": "2024-05-01",
+        "ordered_at_1": "10:00:00", "source": "", "currency": "EUR", "total": "120.00",
+        "items-TOTAL_FORMS": "0", "items-INITIAL_FORMS": "0",
+    }  # fmt: skip
+    _post_form(operator_client, "/admin/contacts/order/add/", form)
+    assert ContactStats.objects.get(contact=ann).orders_count == 1
+    assert str(ContactStats.objects.get(contact=ann).total_spent) == "120.00"
+
+    order = Order.objects.get(external_id="o-1")
+    _post_form(operator_client, f"/admin/contacts/order/{order.pk}/change/", {**form, "contact": bob.pk})
+    assert (ContactStats.objects.get(contact=ann).orders_count, ContactStats.objects.get(contact=bob).orders_count) == (
+        0,
+        1,
+    )
+
+    _post_form(operator_client, f"/admin/contacts/order/{order.pk}/delete/", {"post": "yes"})
+    assert ContactStats.objects.get(contact=bob).orders_count == 0
+
+
+def test_an_event_deleted_by_hand_takes_the_last_activity_with_it(operator_client, workspace):
+    from contacts.models import ContactStats
+
+    ann = make_contact(workspace, external_id="ann")
+    opened = make_event(ann, "email_open")
+    assert ContactStats.objects.get(contact=ann).last_email_open_at is not None
+
+    _post_form(operator_client, f"/admin/contacts/event/{opened.pk}/delete/", {"post": "yes"})
+    stats = ContactStats.objects.get(contact=ann)
+    assert (stats.last_email_open_at, stats.last_seen_at) == (None, None)
+
+
+def test_a_contact_added_by_hand_gets_its_figures_row(operator_client, workspace):
+    from contacts.models import Contact, ContactStats
+
+    form = {
+        "workspace": workspace.pk, "external_id": "hand-made", "created_at_0": "2024-05-01", "created_at_1": "10:00",
+        "attributes": "{}", "contact_tags-TOTAL_FORMS": "0", "contact_tags-INITIAL_FORMS": "0",
+        "stats-TOTAL_FORMS": "0", "stats-INITIAL_FORMS": "0",
+    }  # fmt: skip
+    _post_form(operator_client, "/admin/contacts/contact/add/", form)
+    contact = Contact.objects.get(external_id="hand-made")
+    assert ContactStats.objects.get(contact=contact).orders_count == 0
+
+
+def test_computed_figures_cannot_be_edited_by_hand(operator_client, some_data):
+    from contacts.models import ContactStats
+
+    stats = ContactStats.objects.get(contact=some_data)
+    assert operator_client.get("/admin/contacts/contactstats/add/").status_code == 403
+    url = f"/admin/contacts/contactstats/{stats.pk}/change/"
+    assert operator_client.get(url).status_code == 200  # shown, read only
+    assert operator_client.post(url, {"orders_count": 99}).status_code == 403
+    assert ContactStats.objects.get(contact=some_data).orders_count == 1

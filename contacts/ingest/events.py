@@ -25,7 +25,7 @@ from contacts.models import Event, EventType, Workspace
 EVENT_SPEC: dict[str, f.Parser] = {
     "contact": f.text(255, required=True),
     "type": f.text(100, required=True),
-    "occurred_at": f.required_datetime,
+    "occurred_at": f.past_datetime,
     "device": f.choice(Event.Device.values),
     "url": f.text(2000),
     "campaign": f.text(255),

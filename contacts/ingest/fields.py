@@ -9,7 +9,7 @@ located errors, so one bad value never hides another.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -146,6 +146,34 @@ def required_datetime(value: Any) -> datetime:
     if value is None:
         raise FieldError("may not be null")
     return parse_datetime_value(value)
+
+
+# How far ahead of this server's clock an order or event may be dated: the clocks of the systems that
+# send them differ by seconds, rarely more. Anything later is almost always a local time sent without
+# its offset (read as UTC), and would count as "in the last N days" only once that time has come.
+MAX_CLOCK_AHEAD = timedelta(minutes=5)
+
+
+def past_datetime(value: Any) -> datetime:
+    """A required time that has already happened (at most MAX_CLOCK_AHEAD ahead of the server's clock)."""
+    moment = required_datetime(value)
+    ahead = moment - datetime.now(UTC)
+    if ahead > MAX_CLOCK_AHEAD:
+        raise FieldError(
+            f"lies {_duration(ahead)} in the future; orders and events may be dated at most "
+            f"{_duration(MAX_CLOCK_AHEAD)} ahead of the server's clock (a time without an offset is read as UTC)"
+        )
+    return moment
+
+
+def _duration(span: timedelta) -> str:
+    """'5 minutes', '2 h 05 min', '3 days' (whole minutes, rounded up)."""
+    minutes = -int(-span.total_seconds() // 60)
+    if minutes < 60:
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h {minutes % 60:02d} min"
+    return f"{minutes // (24 * 60)} days"
 
 
 def optional_date(value: Any) -> date | None:

@@ -67,7 +67,7 @@ def items(value: Any) -> list[dict]:
 ORDER_SPEC: dict[str, f.Parser] = {
     "external_id": f.text(255, required=True),
     "contact": f.text(255, required=True),
-    "ordered_at": f.required_datetime,
+    "ordered_at": f.past_datetime,
     "source": f.text(50),
     "currency": currency,
     "items": items,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -130,6 +131,8 @@ def with_fields(kind: str, **changes) -> dict:
 
 
 LONG = "x" * 2_001
+# Orders and events may be dated at most 5 minutes ahead of the server's clock (a local time sent as UTC).
+LATER_TODAY = (datetime.now(UTC) + timedelta(hours=2, minutes=3)).isoformat()
 RECORD_CASES = [
     # wrong types
     ("contacts", with_fields("contacts", external_id=123), "contacts[0].external_id", "must be a string"),
@@ -179,6 +182,9 @@ RECORD_CASES = [
     ("orders", with_fields("orders", ordered_at="yesterday"), "orders[0].ordered_at", None),
     ("orders", with_fields("orders", ordered_at=1714557600), "orders[0].ordered_at", None),
     ("events", with_fields("events", occurred_at="2024-13-01"), "events[0].occurred_at", None),
+    # times that have not happened yet
+    ("orders", with_fields("orders", ordered_at=LATER_TODAY), "orders[0].ordered_at", None),
+    ("events", with_fields("events", occurred_at=LATER_TODAY), "events[0].occurred_at", None),
     # required fields
     ("orders", with_fields("orders", ordered_at=...), "orders[0].ordered_at", "this field is required"),
     ("events", with_fields("events", type=...), "events[0].type", "this field is required"),
@@ -294,6 +300,7 @@ SEGMENT_CASES = [
     (track(properties={"url": "x" * 2001}), "batch[0].properties.url"),
     # dates in the wrong format
     (track(timestamp="yesterday"), "batch[0].timestamp"),
+    (track(timestamp=LATER_TODAY), "batch[0].timestamp"),
     ({"type": "identify", "userId": "known", "traits": {"birthday": "May 17"}}, "batch[0].traits.birthday"),
     # neither a user nor an anonymous id
     (track(userId=...), "batch[0].userId"),
@@ -347,3 +354,27 @@ def test_segment_gzip_body_that_inflates_over_the_limit_is_a_413(api, known, set
 def test_segment_single_message_calls_refuse_a_body_that_is_not_an_object(api, known, path):
     baseline = row_counts()
     assert_refused(post_raw(api, path, "[1, 2]"), 400, baseline)
+
+
+@pytest.mark.parametrize(("ahead", "accepted"), [(timedelta(minutes=4), True), (timedelta(minutes=6), False)])
+def test_an_order_may_be_dated_a_few_minutes_ahead_for_clock_differences_not_more(api, known, ahead, accepted):
+    at = (datetime.now(UTC) + ahead).isoformat()
+    response = api.post(url("orders"), {"orders": [with_fields("orders", ordered_at=at)]}, format="json")
+    if accepted:
+        assert response.json()["created"] == 1
+        return
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {
+            "index": 0,
+            "path": "orders[0].ordered_at",
+            "message": "lies 6 minutes in the future; orders and events may be dated at most 5 minutes ahead of "
+            "the server's clock (a time without an offset is read as UTC)",
+        }
+    ]
+    assert not Order.objects.exists()
+
+
+def test_a_local_time_sent_without_its_offset_is_refused_with_how_far_ahead_it_lies(api, known):
+    response = api.post(url("events"), {"events": [with_fields("events", occurred_at=LATER_TODAY)]}, format="json")
+    assert response.json()["errors"][0]["message"].startswith("lies 2 h 03 min in the future;")

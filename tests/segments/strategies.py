@@ -2,7 +2,8 @@
 
 Worlds are small (a handful of contacts) but nasty: missing values and empty strings,
 mixed-case and non-ASCII text, LIKE wildcards in data, custom attributes of mixed JSON
-types, stats values set directly (not derived from the orders), orders, items and
+types, stored figures (those summarising the history derived from it, the rest set
+directly), orders, items and
 events whose times are drawn from a pool clustered on window edges (now minus N
 hours/days/weeks/calendar months, give or take a microsecond or a second) and on
 "now" itself. Definitions draw their values from the same pools, so equality and
@@ -14,7 +15,7 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from hypothesis import strategies as st
@@ -193,6 +194,33 @@ def time_pools(draw, now: datetime) -> tuple[list[datetime], list[tuple[int, str
     return pool, offsets or [(1, "days")]
 
 
+def history_figures(orders: list[ref.Order], events: list[ref.Event]) -> dict[str, Any]:
+    """The stored figures that summarise a contact's whole history (contacts.stats derives them the same way).
+
+    The other figures (lifecycle, RFM, device, ...) stay drawn at random: no orders or event condition is
+    answered from them, so what is tested there is the conditions on them, not their derivation.
+    """
+    totals = [order.total for order in orders]
+    order_times = [order.ordered_at for order in orders]
+
+    def last(kind: str | None) -> datetime | None:
+        return max((e.occurred_at for e in events if kind is None or e.type == kind), default=None)
+
+    average = None
+    if orders:
+        average = (sum(totals, Decimal(0)) / len(orders)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return {
+        "orders_count": len(orders),
+        "total_spent": sum(totals, Decimal(0)),
+        "avg_order_value": average,
+        "first_order_at": min(order_times, default=None),
+        "last_order_at": max(order_times, default=None),
+        "last_seen_at": last(None),
+        "last_email_open_at": last("email_open"),
+        "last_email_click_at": last("email_click"),
+    }
+
+
 def maybe(strategy, *, missing=(None,)):
     return st.one_of(st.sampled_from(list(missing)), strategy)
 
@@ -312,6 +340,8 @@ def worlds(draw, *, max_contacts: int = 6, with_segments: bool = True) -> Genera
                     },
                 )
             )
+        # The figures the compiler reads instead of the history agree with it, as ingest keeps them.
+        stats.update(history_figures(orders, events))
         contacts.append(
             ref.Contact(
                 key=f"c{index}",
@@ -624,6 +654,22 @@ def event_condition(draw, world: GeneratedWorld) -> dict:
     if span is not None:
         condition["window"] = span
     return draw(measured(world, EVENT_MEASURES, condition))
+
+
+@st.composite
+def history_condition(draw, world: GeneratedWorld) -> dict:
+    """An orders or event condition that stored figures can answer: no filters, orders of any measure and
+    window, events of the types whose latest time is kept (any, email_open, email_click)."""
+    if draw(st.booleans()):
+        condition: dict[str, Any] = {"type": "orders"}
+        measures = ORDER_MEASURES
+    else:
+        condition = {"type": "event", "event": draw(st.sampled_from(["any", "email_open", "email_click"]))}
+        measures = EVENT_MEASURES
+    span = draw(window(world))
+    if span is not None:
+        condition["window"] = span
+    return draw(measured(world, measures, condition))
 
 
 @st.composite

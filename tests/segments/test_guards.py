@@ -93,12 +93,12 @@ def test_zero_disables_the_limit(db, settings):
 @pytest.fixture
 def slow_matching(monkeypatch):
     """Make the preview's compiled query slow, whatever the definition (the guard is what is tested)."""
-    compiled = services.compiled_contacts
+    compiled = services.matching_ids
 
     def slow(**kwargs):
         return compiled(**kwargs).filter(pk__in=RawSQL(f"SELECT {SLOW_SQL}", []))
 
-    monkeypatch.setattr(services, "compiled_contacts", slow)
+    monkeypatch.setattr(services, "matching_ids", slow)
 
 
 def test_a_slow_preview_answers_400_asking_to_narrow_the_definition(api, workspace, settings, slow_matching):

@@ -21,7 +21,7 @@ from segments_app.selectors import segment_contacts
 
 from . import reference
 from .loading import load
-from .strategies import definitions, mutated, with_segment_ids, worlds
+from .strategies import definitions, history_condition, leaves, mutated, with_segment_ids, worlds
 
 PROFILE = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
@@ -49,6 +49,37 @@ def test_compiled_sql_agrees_with_the_reference(data):
             if len(expected) == len(world.contacts)
             else "members: some"
         )
+        assert sql_members(workspace, real, world.now) == expected
+        transaction.set_rollback(True)
+
+
+@pytest.mark.django_db
+@settings(PROFILE)
+@given(data=st.data())
+def test_conditions_answered_by_stored_figures_agree_with_the_history(data):
+    """Orders and event conditions without filters are answered from the stored figures (order count and
+    total, first and last order, last open, click and activity); the reference reads the history. Each
+    one alone, negated, in an OR with another condition, and through a reference to a saved segment."""
+    world = data.draw(worlds(with_segments=False), label="world")
+    condition = data.draw(history_condition(world), label="condition")
+    world.segments.append({"match": "all", "conditions": [condition]})
+    shape = data.draw(st.sampled_from(["alone", "none", "any", "in segment", "not in segment"]), label="shape")
+    event(f"shape: {shape}")
+    if shape == "alone":
+        definition = {"match": "all", "conditions": [condition]}
+    elif shape == "none":
+        definition = {"match": "none", "conditions": [condition]}
+    elif shape == "any":
+        other = data.draw(leaves(world), label="other")
+        definition = {"match": "any", "conditions": [other, condition]}
+    else:
+        op = "in" if shape == "in segment" else "not_in"
+        other = data.draw(leaves(world), label="other")
+        definition = {"match": "any", "conditions": [{"type": "segment", "op": op, "segment": 1}, other]}
+    with transaction.atomic():
+        workspace, segment_ids = load(world)
+        real = with_segment_ids(definition, segment_ids)
+        expected = reference.members(world.reference_world(segment_ids), real, world.now)
         assert sql_members(workspace, real, world.now) == expected
         transaction.set_rollback(True)
 
