@@ -1,6 +1,6 @@
 """The wizard's form <-> definition translation, as plain functions (no requests, no templates).
 
-The builder's state is the definition JSON itself (contract: shared/spec/segment-definition.md). The
+The builder's state is the definition JSON itself (contract: docs/segment-definition.md). The
 page renders it as nested fieldsets whose inputs are named by the path of what they edit, the same
 paths the validator reports errors at:
 

@@ -1,4 +1,4 @@
-"""Definition tree -> one `Q` over the workspace's contacts (contract: shared/spec/segment-definition.md).
+"""Definition tree -> one `Q` over the workspace's contacts (contract: docs/segment-definition.md).
 
 Pure: no writes and no queries while compiling, the input is never mutated, and
 anything it does not know raises `CompileError` (a dropped condition would silently

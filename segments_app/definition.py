@@ -1,4 +1,4 @@
-"""Segment definitions: JSON in, validated frozen dataclasses out (contract: shared/spec/segment-definition.md).
+"""Segment definitions: JSON in, validated frozen dataclasses out (contract: docs/segment-definition.md).
 
 `parse_definition` checks everything (shape, unknown keys, types, operators, values,
 limits, segment references and cycles) and either returns a `Group` or raises

@@ -1,7 +1,7 @@
 """Ready-made segment definitions a marketer starts from (served by GET /api/v1/segments/templates/).
 
 Each template is `{"key", "name", "description", "category", "definition"}`; the definition follows the
-contract (shared/spec/segment-definition.md) and is copied into a new segment, where it can be edited.
+contract (docs/segment-definition.md) and is copied into a new segment, where it can be edited.
 Definitions that depend on a shop's own data use placeholders that exist in the demo data (`seed_demo`):
 producer `Acme`, products `SKU-1` (a shoe) with its accessories `SKU-2` and `SKU-3`, category
 `Accessories`; their descriptions say so. Amounts are in the workspace's currency.

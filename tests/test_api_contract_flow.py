@@ -1,4 +1,4 @@
-"""One walk through ../shared/spec/api.md as an ESP would make it: ingest, segment, sync, campaign.
+"""One walk through docs/api.md as an ESP would make it: ingest, segment, sync, campaign.
 
 Each step checks the paths and field names the contract names, so a rename anywhere shows here first.
 """

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from contacts.ingest import fastpath
@@ -60,12 +61,15 @@ def derived_event_id(values: dict) -> str:
 def parse_events(records: list[Any], *, root: str = "events") -> tuple[list[tuple[int, dict]], list[dict]]:
     """Validate each record on its own: (index, values) of the good ones, located errors of the bad ones.
 
-    Every good record leaves with an event_id: its own, or one derived from its content.
+    Every good record leaves with an event_id: its own, or one derived from its content, and a time no
+    later than the moment of receipt.
     """
+    received_at = datetime.now(UTC)
     good, errors = f.parse_records(records, spec=EVENT_SPEC, required=REQUIRED, root=root)
     for _, values in good:
         if values.get("event_id") is None:
-            values["event_id"] = derived_event_id(values)
+            values["event_id"] = derived_event_id(values)  # from the time as sent: a repeat has the same id
+        values["occurred_at"] = f.not_after(values["occurred_at"], received_at)
     return good, errors
 
 

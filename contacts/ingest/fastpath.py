@@ -113,8 +113,9 @@ def insert_events(*, workspace: Workspace, rows: Sequence[EventRow]) -> None:
         cursor.execute(sql, params)
 
 
-def lock_orders(*, workspace: Workspace, external_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
-    """{external_id: (order id, contact id)} of the stored orders among `external_ids`, locked in key order."""
+def lock_orders(*, workspace: Workspace, external_ids: Sequence[str]) -> dict[str, tuple[int, int, datetime]]:
+    """{external_id: (order id, contact id, ordered_at)} of the stored orders among `external_ids`, locked in
+    key order."""
     if not external_ids:
         return {}
     if not _postgres():
@@ -122,16 +123,16 @@ def lock_orders(*, workspace: Workspace, external_ids: Sequence[str]) -> dict[st
             Order.objects.select_for_update()
             .filter(workspace=workspace, external_id__in=external_ids)
             .order_by("external_id")
-            .values_list("external_id", "id", "contact_id")
+            .values_list("external_id", "id", "contact_id", "ordered_at")
         )
-        return {external_id: (order_id, contact_id) for external_id, order_id, contact_id in queryset}
+        return {external_id: tuple(rest) for external_id, *rest in queryset}
     sql = (
-        f"SELECT external_id, id, contact_id FROM {_table(Order)} "
+        f"SELECT external_id, id, contact_id, ordered_at FROM {_table(Order)} "
         f"WHERE workspace_id = %s AND external_id = ANY(%s::text[]) ORDER BY external_id FOR UPDATE"
     )
     with _cursor() as cursor:
         cursor.execute(sql, [workspace.pk, list(external_ids)])
-        return {external_id: (order_id, contact_id) for external_id, order_id, contact_id in cursor.fetchall()}
+        return {external_id: tuple(rest) for external_id, *rest in cursor.fetchall()}
 
 
 OrderRow = tuple[str, int, datetime, str | None, str, Decimal]

@@ -148,14 +148,22 @@ def required_datetime(value: Any) -> datetime:
     return parse_datetime_value(value)
 
 
-# How far ahead of this server's clock an order or event may be dated: the clocks of the systems that
-# send them differ by seconds, rarely more. Anything later is almost always a local time sent without
-# its offset (read as UTC), and would count as "in the last N days" only once that time has come.
+# Nothing is dated after the moment it is received, so that "now" is at or after every stored order and
+# event and the stored figures (last order, last open) answer recency questions exactly. The clocks of the
+# systems that send data differ by seconds, rarely more: a time at most MAX_CLOCK_AHEAD ahead is stored
+# as the moment of receipt (`not_after`). Anything later is almost always a local time sent without its
+# offset (read as UTC) and is refused.
 MAX_CLOCK_AHEAD = timedelta(minutes=5)
 
 
+def not_after(moment: datetime, received_at: datetime) -> datetime:
+    """The time to store for a record dated `moment` and received at `received_at`."""
+    return min(moment, received_at)
+
+
 def past_datetime(value: Any) -> datetime:
-    """A required time that has already happened (at most MAX_CLOCK_AHEAD ahead of the server's clock)."""
+    """A required time at most MAX_CLOCK_AHEAD ahead of the server's clock, as given (store it `not_after`
+    the moment of receipt)."""
     moment = required_datetime(value)
     ahead = moment - datetime.now(UTC)
     if ahead > MAX_CLOCK_AHEAD:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -77,10 +78,16 @@ REQUIRED = ("external_id", "contact", "ordered_at")
 
 
 def parse_orders(records: list[Any], *, root: str = "orders") -> tuple[list[tuple[int, dict]], list[dict]]:
-    """Validate each order on its own; the default total (sum of quantity * unit_price) is filled in here."""
+    """Validate each order on its own; the default total (sum of quantity * unit_price) is filled in here,
+    and a time a little ahead of the server's clock becomes the moment of receipt (`ordered_at_sent` keeps
+    the time as sent)."""
+    received_at = datetime.now(UTC)
     good, errors = f.parse_records(records, spec=ORDER_SPEC, required=REQUIRED, root=root)
     checked: list[tuple[int, dict]] = []
     for index, values in good:
+        if values["ordered_at"] > received_at:
+            values["ordered_at_sent"] = values["ordered_at"]
+            values["ordered_at"] = f.not_after(values["ordered_at"], received_at)
         values.setdefault("items", [])
         if values.get("total") is None:
             total = sum((item["quantity"] * item["unit_price"] for item in values["items"]), Decimal("0.00"))
@@ -127,6 +134,8 @@ def write_orders(workspace: Workspace, records: list[dict], result: IngestResult
     previous = fastpath.lock_orders(workspace=workspace, external_ids=external_ids)
     result.updated += len(previous)
     result.created += len(latest) - len(previous)
+    for external_id, (_, _, stored_at) in previous.items():
+        _keep_time_of_receipt(latest[external_id], stored_at)
 
     order_ids = fastpath.upsert_orders(
         workspace=workspace,
@@ -163,10 +172,18 @@ def write_orders(workspace: Workspace, records: list[dict], result: IngestResult
 
     # An order that moved to another contact changes both contacts' figures.
     affected = {contact_ids[values["contact"]] for values in latest.values()}
-    affected |= {contact_id for _, contact_id in previous.values()}
+    affected |= {contact_id for _, contact_id, _ in previous.values()}
     result.contact_ids = sorted(affected)
     data_kinds = {"orders", "contact"} if new_contact_ids else {"orders"}
     refresh_and_notify(workspace_id=workspace.pk, contact_ids=affected, stats_kinds=("orders",), data_kinds=data_kinds)
+
+
+def _keep_time_of_receipt(values: dict, stored_at: datetime) -> None:
+    """A repeat of an order that was dated ahead of the clock keeps the time it was stored at (the moment
+    the first copy was received), so that sending the same record again changes nothing."""
+    sent = values.get("ordered_at_sent")
+    if sent is not None and sent - f.MAX_CLOCK_AHEAD <= stored_at <= sent:
+        values["ordered_at"] = stored_at
 
 
 def _product_ids(workspace: Workspace, skus: set[str]) -> dict[str, int]:

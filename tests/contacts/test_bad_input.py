@@ -359,9 +359,12 @@ def test_segment_single_message_calls_refuse_a_body_that_is_not_an_object(api, k
 @pytest.mark.parametrize(("ahead", "accepted"), [(timedelta(minutes=4), True), (timedelta(minutes=6), False)])
 def test_an_order_may_be_dated_a_few_minutes_ahead_for_clock_differences_not_more(api, known, ahead, accepted):
     at = (datetime.now(UTC) + ahead).isoformat()
+    before = datetime.now(UTC)
     response = api.post(url("orders"), {"orders": [with_fields("orders", ordered_at=at)]}, format="json")
     if accepted:
         assert response.json()["created"] == 1
+        # Stored at the moment it was received: nothing stored lies after "now".
+        assert before <= Order.objects.get().ordered_at <= datetime.now(UTC)
         return
     assert response.status_code == 400
     assert response.json()["errors"] == [
@@ -378,3 +381,24 @@ def test_an_order_may_be_dated_a_few_minutes_ahead_for_clock_differences_not_mor
 def test_a_local_time_sent_without_its_offset_is_refused_with_how_far_ahead_it_lies(api, known):
     response = api.post(url("events"), {"events": [with_fields("events", occurred_at=LATER_TODAY)]}, format="json")
     assert response.json()["errors"][0]["message"].startswith("lies 2 h 03 min in the future;")
+
+
+def test_a_repeat_of_an_order_dated_ahead_changes_nothing(api, known):
+    record = with_fields("orders", ordered_at=(datetime.now(UTC) + timedelta(minutes=3)).isoformat())
+    api.post(url("orders"), {"orders": [record]}, format="json")
+    stored = Order.objects.get().ordered_at
+
+    response = api.post(url("orders"), {"orders": [record]}, format="json")
+
+    assert response.json() == {"created": 0, "updated": 1, "errors": []}
+    assert Order.objects.get().ordered_at == stored
+
+
+def test_an_event_dated_ahead_is_stored_at_receipt_and_a_repeat_is_stored_once(api, known):
+    record = with_fields("events", occurred_at=(datetime.now(UTC) + timedelta(minutes=2)).isoformat())
+    before = datetime.now(UTC)
+    api.post(url("events"), {"events": [record]}, format="json")
+    response = api.post(url("events"), {"events": [record]}, format="json")
+
+    assert response.json() == {"created": 0, "updated": 1, "errors": []}
+    assert before <= Event.objects.get().occurred_at <= datetime.now(UTC)

@@ -1,6 +1,6 @@
 """An independent reference evaluator of segment definitions, over in-memory data.
 
-Written from the contract (shared/spec/segment-definition.md) and the documented
+Written from the contract (docs/segment-definition.md) and the documented
 engine decisions only; it shares no code with `segments_app` (not even the catalog:
 the field types below are copied from the contract). Plain Python over plain data,
 slow and obvious on purpose, so that the SQL the compiler builds can be checked
