@@ -113,7 +113,8 @@ class Contact(models.Model):
         AFFILIATE = "affiliate"
         OTHER = "other"
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="contacts")
+    # No index of its own on the foreign keys below: composite indexes lead with them (see Meta).
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="contacts", db_index=False)
     external_id = models.CharField(max_length=255)
     email = models.CharField(max_length=254, null=True, blank=True)
     first_name = models.CharField(max_length=150, null=True, blank=True)
@@ -159,8 +160,9 @@ class Tag(models.Model):
 
 
 class ContactTag(models.Model):
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="contact_tags")
-    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="contact_tags")
+    # Found through uniq_contact_tag (contact, tag) and the (tag, contact) index: no single-column indexes.
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="contact_tags", db_index=False)
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="contact_tags", db_index=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["contact", "tag"], name="uniq_contact_tag")]
@@ -285,8 +287,9 @@ class Product(models.Model):
 
 
 class Order(models.Model):
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="orders")
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="orders")
+    # Found through the (workspace, ...) and (contact, ordered_at) indexes: no single-column indexes.
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="orders", db_index=False)
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="orders", db_index=False)
     external_id = models.CharField(max_length=255)
     ordered_at = models.DateTimeField()
     source = models.CharField(max_length=50, null=True, blank=True)
@@ -330,7 +333,8 @@ class OrderItem(models.Model):
     """
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
-    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="order_items")
+    # Found through item_product_time_cov, which leads with the product.
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="order_items", db_index=False)
     contact = models.ForeignKey(
         Contact, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+", editable=False
     )
@@ -376,8 +380,10 @@ class Event(models.Model):
         TABLET = "tablet"
         OTHER = "other"
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="events")
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="events")
+    # Found through event_ws_type_time_cov and the (contact, ...) indexes: no single-column indexes, each of
+    # which every ingested event would pay for.
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="events", db_index=False)
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="events", db_index=False)
     type = models.CharField(max_length=100)
     occurred_at = models.DateTimeField()
     device = models.CharField(max_length=10, choices=Device.choices, null=True, blank=True)

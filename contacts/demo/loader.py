@@ -23,6 +23,7 @@ from itertools import islice
 from django.db import DatabaseError, connection, models, transaction
 from django.db.models.deletion import CASCADE, DO_NOTHING, SET_NULL
 
+from contacts.demo import bulk
 from contacts.demo.generator import (
     ATTRIBUTE_TYPES,
     CONTACT_FIELDS,
@@ -44,6 +45,7 @@ from contacts.models import (
     Tag,
     Workspace,
 )
+from contacts.planner_stats import analyze_tables
 from contacts.stats import recompute_workspace_stats
 
 DEFAULT_WORKSPACE = "Demo Shop"
@@ -96,16 +98,23 @@ def seed_workspace(
     catalog = generate_catalog(rng, n_contacts=contacts, now_ts=now_ts)
     bundles = generate_contacts(rng, catalog, n_contacts=contacts, now_ts=now_ts)
     postgres = connection.vendor == "postgresql"
-    writer = _CopyWriter if postgres else _BulkCreateWriter
+    # Into a database without any contacts yet, PostgreSQL loads like a bulk loader (contacts.demo.bulk).
+    first_load = postgres and bulk.tables_are_empty(_LOADED)
 
     with transaction.atomic():
         workspace.attribute_types = {**ATTRIBUTE_TYPES, **(workspace.attribute_types or {})}
         workspace.save(update_fields=["attribute_types"])
         product_ids = _create_products(workspace, catalog)
         tag_ids = _create_tags(workspace)
-        load = writer(workspace=workspace, now=now, product_ids=product_ids, tag_ids=tag_ids)
         triggers_skipped = postgres and _skip_foreign_key_triggers()
-        say(f"Seeding {contacts:,} contacts into {workspace.name!r} ({connection.vendor}, seed {seed}, "
+        indexes: dict[str, list[str]] = {}
+        if first_load:
+            bulk.truncate_for_freeze(Contact)
+            indexes = bulk.drop_secondary_indexes(_LOADED)
+        rows = {"workspace": workspace, "now": now, "product_ids": product_ids, "tag_ids": tag_ids}
+        load = _CopyWriter(**rows, freeze=first_load) if postgres else _BulkCreateWriter(**rows)
+        mode = "first load: indexes built afterwards, rows frozen" if first_load else "into existing data"
+        say(f"Seeding {contacts:,} contacts into {workspace.name!r} ({connection.vendor}, {mode}, seed {seed}, "
             f"now {now:%Y-%m-%d %H:%M} UTC)")
         next_report = 0.1
         for chunk in _chunks(bundles, chunk_size):
@@ -119,26 +128,46 @@ def seed_workspace(
         load.finish()
         _record_event_types(workspace, load.first_seen)
         clock.lap("generate and write")
-        if postgres:
-            # Without fresh statistics the planner takes the new workspace for empty and joins its
-            # millions of rows in nested loops. ANALYZE counts this transaction's own rows.
-            _analyze()
-            clock.lap("analyze")
+        stats_table = ContactStats._meta.db_table
+        if indexes:
+            say("Building the indexes ...")
+            bulk.build_indexes(sql for table, built in indexes.items() if table != stats_table for sql in built)
+            clock.lap("indexes")
+        # Without fresh statistics the planner takes the new workspace for empty and joins its
+        # millions of rows in nested loops. ANALYZE counts this transaction's own rows.
+        analyze_tables(Contact, ContactTag, Product, Order, OrderItem, Event)
+        clock.lap("analyze")
         if triggers_skipped:
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL session_replication_role = DEFAULT")
         _check_references(workspace, load.counts)
         clock.lap("reference check")
+        if first_load:
+            _compute_figures(workspace, now=now, say=say)
+            bulk.build_indexes(indexes.get(stats_table, []))
+            analyze_tables(ContactStats)
+            clock.lap("figures")
     clock.lap("commit")
-
-    say("Computing contact figures (contacts.stats.recompute_workspace_stats) ...")
-    # It creates every contact's ContactStats row, then fills in the figures as of the demo's "now".
-    recompute_workspace_stats(workspace_id=workspace.pk, now=now)
-    if postgres:
-        _analyze([ContactStats])  # the figures' real distributions, for the segment queries' plans
-    clock.lap("figures")
+    if not first_load:
+        _compute_figures(workspace, now=now, say=say)
+        clock.lap("figures")
+    elif not connection.in_atomic_block:  # VACUUM cannot run inside a caller's transaction
+        # Set the visibility map of the figures (inserted, not copied frozen): index-only scans from the start.
+        with connection.cursor() as cursor:
+            cursor.execute(f"VACUUM {connection.ops.quote_name(stats_table)}")
+        clock.lap("vacuum figures")
     counts = workspace_counts(workspace)
     return SeedResult(workspace_id=workspace.pk, counts=counts, seconds=clock.elapsed(), phases=clock.laps)
+
+
+# The tables a seed fills with rows of its own (products and tags are few and may already exist).
+_LOADED = (Contact, ContactTag, ContactStats, Order, OrderItem, Event)
+
+
+def _compute_figures(workspace: Workspace, *, now: datetime, say: Progress) -> None:
+    say("Computing contact figures (contacts.stats.recompute_workspace_stats) ...")
+    # Every contact's ContactStats row with the figures as of the demo's "now" (analysed when done).
+    recompute_workspace_stats(workspace_id=workspace.pk, now=now)
 
 
 class _Clock:
@@ -270,12 +299,6 @@ def _check_references(workspace: Workspace, written: dict[str, int]) -> None:
         raise RuntimeError(f"demo rows with dangling references (written, found): {broken}")
 
 
-def _analyze(models_: Iterable[type[models.Model]] = (Contact, ContactTag, Product, Order, OrderItem, Event)) -> None:
-    tables = ", ".join(connection.ops.quote_name(model._meta.db_table) for model in models_)
-    with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {tables}")
-
-
 def _money(cents: int) -> Decimal:
     return Decimal(cents).scaleb(-2)
 
@@ -322,13 +345,15 @@ def _columns(model: type[models.Model], names: Iterable[str]) -> str:
 
 
 class _CopyWriter(_Writer):
-    """PostgreSQL: one COPY per table per chunk, ids for contacts and orders reserved from their sequences."""
+    """PostgreSQL: one COPY per table per chunk, ids for contacts and orders reserved from their sequences.
+    `freeze`: the tables were truncated in this transaction, and the rows are written frozen."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, *, freeze: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         quote = connection.ops.quote_name
+        options = " WITH (FREEZE)" if freeze else ""
         self.sql = {
-            model: f"COPY {quote(model._meta.db_table)} ({_columns(model, names)}) FROM STDIN"
+            model: f"COPY {quote(model._meta.db_table)} ({_columns(model, names)}) FROM STDIN{options}"
             for model, names in (
                 (Contact, ("id", "workspace", *CONTACT_FIELDS, "updated_at")),
                 (Order, ("id", "workspace", "contact", "external_id", "ordered_at", "source", "currency", "total")),
