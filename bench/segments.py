@@ -1,23 +1,28 @@
-"""Benchmark of segment previews on PostgreSQL: every template and every example of the contract.
+"""Benchmark of segment previews on PostgreSQL: every template, every example of the format, and a few more.
 
     DATABASE_URL=postgres://.../ds_bench python -m bench.segments [--workspace "Demo Shop"] [--runs 5]
-                                                                  [--only KEY,KEY] [--no-preview]
+        [--only KEY,KEY] [--no-preview] [--output PATH] [--growth-from PATH]
 
-Runs against a workspace loaded by `manage.py seed_demo` (1,000,000 contacts for the published figures)
-and changes nothing: the one segment the contract's last example refers to is created inside a
-transaction that is rolled back at the end.
+Runs against a workspace loaded by `manage.py seed_demo` (`make bench-data`: 1,000,000 contacts, and
+100,000 for the growth factors) and changes nothing: the segments two definitions refer to are created
+inside a transaction that is rolled back at the end.
 
 For each definition: the compiled count query (what a preview counts) is run once to warm the cache,
 then `--runs` times, each in a preview's transaction (statement timeout, no JIT, work_mem of
 `segments_app.guards`); the median is reported with the row count and the shape of PostgreSQL's plan. The
 whole preview service (validation, count, sample of 10, summary) is timed too. Each definition has a
-target by what it reads: 300 ms for contact fields and computed figures, 1.5 s for windowed orders,
-items and events, 3 s for anything in the library (all-time aggregates over the orders).
+target by what it reads, decided with the compiler itself (`compiler.answered_by_figures`): 300 ms when
+it reads contact fields and computed figures only (orders and event conditions that a stored figure
+answers count as figures), 1 s when it reads orders, items or events in a window, 2 s for anything else.
 
-Three definitions also have the SQL an expert would write by hand; the ratio compiled / hand-written
-(median against median) shows what the generic compiler costs (target at most 1.3).
+Every definition also has the SQL an expert would write by hand on the same schema (`bench.hand_written`);
+the ratio compiled / hand-written (median against median) shows what the generic compiler costs (target
+at most 1.3), and the benchmark stops if the two ever count differently.
 
-Prints a markdown table and writes bench/results/segments.json.
+`--growth-from` names the JSON of an earlier run on a smaller data set (e.g. 100,000 contacts): each
+definition's time is then divided by its time there, next to its plan shape.
+
+Prints markdown tables and writes bench/results/segments.json (or `--output`).
 """
 
 from __future__ import annotations
@@ -42,9 +47,11 @@ django.setup()
 from django.db import connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from bench.hand_written import HAND_WRITTEN, HandContext  # noqa: E402
 from contacts.models import Workspace  # noqa: E402
 from segments_app import services  # noqa: E402
 from segments_app.catalog import build_catalog  # noqa: E402
+from segments_app.compiler import answered_by_figures  # noqa: E402
 from segments_app.definition import (  # noqa: E402
     EventCondition,
     Group,
@@ -60,71 +67,37 @@ from segments_app.selectors import matching_ids  # noqa: E402
 from segments_app.templates_library import templates  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "segments.json"
-FIELDS_MS, ROWS_MS, LIBRARY_MS = 300, 1500, 3000
+FIELDS_MS, ROWS_MS, LIBRARY_MS = 300, 1000, 2000
 RATIO_TARGET = 1.3
 
 
-# --- what an expert would write by hand ------------------------------------------------------------------------
-
-HAND_WRITTEN: dict[str, Callable[[int, datetime], tuple[str, list]]] = {
-    # Sum of Acme items per contact over the window. Items carry their order's contact and time, so an expert
-    # reads the items alone: one range of the (product, ordered_at) index per Acme product, grouped.
-    "contract: up-selling": lambda ws, now: (
-        """
-        SELECT count(*) FROM (
-            SELECT i.contact_id
-            FROM contacts_orderitem i
-            JOIN contacts_product p ON p.id = i.product_id
-            WHERE p.workspace_id = %s AND p.producer = 'Acme'
-              AND i.ordered_at >= %s AND i.ordered_at <= %s
-            GROUP BY i.contact_id
-            HAVING sum(i.quantity * i.unit_price) > 300
-        ) buyers
-        """,
-        [ws, _months_ago(now, 6), now],
-    ),
-    # Bought SKU-1 in the last month and never SKU-2/SKU-3: EXISTS and NOT EXISTS over the items.
-    "contract: cross-selling": lambda ws, now: (
-        """
-        SELECT count(*) FROM contacts_contact c
-        WHERE c.workspace_id = %s
-          AND EXISTS (
-            SELECT 1 FROM contacts_orderitem i JOIN contacts_product p ON p.id = i.product_id
-            WHERE i.contact_id = c.id AND p.workspace_id = %s AND p.sku = 'SKU-1'
-              AND i.ordered_at >= %s AND i.ordered_at <= %s)
-          AND NOT EXISTS (
-            SELECT 1 FROM contacts_orderitem i JOIN contacts_product p ON p.id = i.product_id
-            WHERE i.contact_id = c.id AND p.workspace_id = %s AND p.sku IN ('SKU-2', 'SKU-3'))
-        """,
-        [ws, ws, _months_ago(now, 1), now, ws],
-    ),
-    # Opened in 7 days (semi-join on the events index), subscribed, and in Poland or tagged vip.
-    "contract: engaged and reachable": lambda ws, now: (
-        """
-        SELECT count(*) FROM contacts_contact c
-        WHERE c.workspace_id = %s AND c.email_status = 'subscribed'
-          AND c.id IN (SELECT e.contact_id FROM contacts_event e
-                       WHERE e.workspace_id = %s AND e.type = 'email_open'
-                         AND e.occurred_at >= %s AND e.occurred_at <= %s)
-          AND (c.country = 'PL' OR EXISTS (
-                SELECT 1 FROM contacts_contacttag ct JOIN contacts_tag t ON t.id = ct.tag_id
-                WHERE ct.contact_id = c.id AND t.workspace_id = %s AND t.name = 'vip'))
-        """,
-        [ws, ws, now - _days(7), now, ws],
-    ),
-}
-
-
-def _days(n: int):
-    from datetime import timedelta
-
-    return timedelta(days=n)
-
-
-def _months_ago(now: datetime, months: int) -> datetime:
-    from segments_app.timespec import subtract
-
-    return subtract(now, months, "months")
+def extra_definitions(paid_only_id: int) -> dict[str, dict]:
+    """Conditions marketers build often that neither the templates nor the contract's examples cover:
+    item filters over all time, category spend in a window, an event property, plain recency, and a
+    negated segment reference inside an OR (segment `paid_only_id`: the paid_source_only template)."""
+    accessories = {"field": "product.category", "op": "eq", "value": "Accessories"}
+    return {
+        "extra: Accessories items over 50": {"match": "all", "conditions": [
+            {"type": "orders", "filters": [accessories, {"field": "unit_price", "op": "gt", "value": 50}],
+             "measure": "count", "op": "gte", "value": 1}]},
+        "extra: Accessories spend in 12 months at least 200": {"match": "all", "conditions": [
+            {"type": "orders", "filters": [accessories], "window": {"last": 12, "unit": "months"},
+             "measure": "sum", "op": "gte", "value": 200}]},
+        "extra: put SKU-1 in the cart": {"match": "all", "conditions": [
+            {"type": "event", "event": "cart_add",
+             "filters": [{"field": "properties.sku", "op": "eq", "value": "SKU-1"}],
+             "measure": "count", "op": "gte", "value": 1}]},
+        "extra: opened an email in 7 days": {"match": "all", "conditions": [
+            {"type": "event", "event": "email_open", "window": {"last": 7, "unit": "days"},
+             "measure": "count", "op": "gte", "value": 1}]},
+        "extra: no order in 30 days": {"match": "all", "conditions": [
+            {"type": "orders", "window": {"last": 30, "unit": "days"}, "measure": "count", "op": "eq", "value": 0}]},
+        "extra: active and (vip or not paid-only)": {"match": "all", "conditions": [
+            {"type": "attribute", "field": "lifecycle_stage", "op": "in", "value": ["active", "returning"]},
+            {"match": "any", "conditions": [
+                {"type": "tag", "op": "has_any", "value": ["vip"]},
+                {"type": "segment", "op": "not_in", "segment": paid_only_id}]}]},
+    }  # fmt: skip
 
 
 # --- measuring ------------------------------------------------------------------------------------------------
@@ -170,19 +143,22 @@ def _shape(node: dict) -> str:
     return f"{name} [{', '.join(_shape(c) for c in children)}]"
 
 
-def kind_of(group: Group, segments: WorkspaceSegments) -> str:
-    """What a definition reads, referenced segments included: `fields` (contact columns, figures, tags),
-    `windowed rows` (orders or events in a window) or `all-time rows` (orders or events over all time)."""
+def kind_of(group: Group, segments: WorkspaceSegments, catalog, now: datetime) -> str:
+    """What a definition reads, referenced segments included: `fields` (contact columns, figures, tags, and
+    orders or event conditions the stored figures answer), `windowed rows` (orders or events in a window)
+    or `all-time rows` (orders or events over all time)."""
     kinds = set()
 
     def walk(node) -> None:
         if isinstance(node, Group):
             for child in node.conditions:
                 walk(child)
-        elif isinstance(node, (OrdersCondition, EventCondition)):
-            kinds.add("windowed rows" if node.window is not None else "all-time rows")
         elif isinstance(node, SegmentCondition):
             walk(segments.resolve(node.segment))
+        elif isinstance(node, (OrdersCondition, EventCondition)) and not answered_by_figures(
+            node, catalog=catalog, now=now
+        ):
+            kinds.add("windowed rows" if node.window is not None else "all-time rows")
         else:
             kinds.add("fields")
 
@@ -195,14 +171,23 @@ def kind_of(group: Group, segments: WorkspaceSegments) -> str:
 TARGETS = {"fields": FIELDS_MS, "windowed rows": ROWS_MS, "all-time rows": LIBRARY_MS}
 
 
-def measure(workspace: Workspace, name: str, definition: dict, runs: int, with_preview: bool, now: datetime) -> dict:
+def measure(
+    workspace: Workspace,
+    name: str,
+    definition: dict,
+    runs: int,
+    with_preview: bool,
+    now: datetime,
+    engaged_openers_id: int,
+    paid_only_id: int,
+) -> dict:
     catalog = build_catalog(workspace)
     segments = WorkspaceSegments(workspace.pk)
     group = parse_definition(definition, catalog=catalog, segments=segments)
     queryset = matching_ids(workspace=workspace, group=group, catalog=catalog, segments=segments, now=now)
     sql, params = queryset.values("pk").query.sql_with_params()
     count_sql = f"SELECT count(*) FROM ({sql}) matched"
-    kind = kind_of(group, segments)
+    kind = kind_of(group, segments, catalog, now)
     try:
         count_ms, count = median_ms(lambda: _scalar(count_sql, params), runs)
     except PreviewTimeout:
@@ -226,7 +211,10 @@ def measure(workspace: Workspace, name: str, definition: dict, runs: int, with_p
         row["preview_ms"] = round(preview_ms, 1)
     hand = HAND_WRITTEN.get(name)
     if hand is not None:
-        hand_sql, hand_params = hand(workspace.pk, now)
+        context = HandContext(
+            workspace_id=workspace.pk, now=now, engaged_openers_id=engaged_openers_id, paid_only_id=paid_only_id
+        )
+        hand_sql, hand_params = hand(context)
         hand_ms, hand_count = median_ms(lambda: _scalar(hand_sql, hand_params), runs)
         if hand_count != count:
             raise SystemExit(f"{name}: the hand-written SQL counts {hand_count}, the compiled query {count}")
@@ -244,7 +232,19 @@ def _scalar(sql: str, params) -> Any:
         return cursor.fetchone()[0]
 
 
-def report(rows: list[dict], workspace: Workspace, counts: dict, now: datetime) -> None:
+def add_growth(rows: list[dict], earlier_path: Path) -> dict:
+    """Each row's time divided by the same definition's time in an earlier run (a smaller data set)."""
+    earlier = json.loads(earlier_path.read_text())
+    by_name = {row["name"]: row for row in earlier["rows"]}
+    for row in rows:
+        before = by_name.get(row["name"])
+        if before and before.get("count_ms") and row.get("count_ms"):
+            row["growth"] = round(row["count_ms"] / before["count_ms"], 1)
+            row["earlier_ms"] = before["count_ms"]
+    return earlier["counts"]
+
+
+def report(rows: list[dict], workspace: Workspace, counts: dict, now: datetime, earlier: dict | None) -> None:
     print(
         f"Workspace {workspace.name!r}: {counts['contacts']:,} contacts, {counts['orders']:,} orders, "
         f"{counts['items']:,} items, {counts['events']:,} events. PostgreSQL {connection.pg_version}, "
@@ -260,6 +260,19 @@ def report(rows: list[dict], workspace: Workspace, counts: dict, now: datetime) 
         count = f"{r['count_ms']:,.0f}{ok}" if r["count_ms"] is not None else "timeout"
         found = f"{r['rows']:,}" if r["rows"] is not None else "-"
         print(f"| {r['name']} | {r['kind']} | {count} | {r['target_ms']:,} | {found} | {preview} | `{r['plan']}` |")
+    if earlier:
+        print()
+        print(f"Growth from {earlier['contacts']:,} to {counts['contacts']:,} contacts (same definitions, same data "
+              f"generator):")  # fmt: skip
+        print()
+        print("| Definition | ms before | ms now | Growth | Plan |")
+        print("|---|---:|---:|---:|---|")
+        for r in rows:
+            if "growth" in r:
+                print(
+                    f"| {r['name']} | {r['earlier_ms']:,.0f} | {r['count_ms']:,.0f} | {r['growth']:.1f}x "
+                    f"| `{r['plan']}` |"
+                )
     hand = [r for r in rows if "hand_ms" in r]
     if hand:
         print()
@@ -296,6 +309,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="timed runs per query after one warm-up (default 5)")
     parser.add_argument("--only", default="", help="comma-separated template keys or contract example names")
     parser.add_argument("--no-preview", action="store_true", help="time only the count queries")
+    parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
+    parser.add_argument("--growth-from", type=Path, help="JSON of an earlier run on a smaller data set")
     args = parser.parse_args()
     if connection.vendor != "postgresql":
         raise SystemExit("bench.segments measures PostgreSQL: set DATABASE_URL=postgres://...")
@@ -312,16 +327,25 @@ def main() -> None:
             name="bench: engaged openers (rolled back)",
             definition=next(t for t in templates() if t["key"] == "engaged_openers_7d")["definition"],
         )
+        paid_only = Segment.objects.create(
+            workspace=workspace,
+            name="bench: paid sources only (rolled back)",
+            definition=next(t for t in templates() if t["key"] == "paid_source_only")["definition"],
+        )
         definitions = {f"template: {t['key']}": t["definition"] for t in templates()}
         definitions.update(contract_examples(referenced.pk))
+        definitions.update(extra_definitions(paid_only.pk))
         for name, definition in definitions.items():
             if only and name not in only and name.removeprefix("template: ") not in only:
                 continue
-            rows.append(measure(workspace, name, definition, args.runs, not args.no_preview, now))
+            rows.append(
+                measure(workspace, name, definition, args.runs, not args.no_preview, now, referenced.pk, paid_only.pk)
+            )
         transaction.set_rollback(True)
-    report(rows, workspace, counts, now)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
+    earlier = add_growth(rows, args.growth_from) if args.growth_from else None
+    report(rows, workspace, counts, now, earlier)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(
         json.dumps(
             {"workspace": workspace.name, "counts": counts, "now": now.isoformat(), "runs": args.runs, "rows": rows},
             indent=2,

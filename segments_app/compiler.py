@@ -485,6 +485,48 @@ def _where(cond: Q) -> WhereNode:
     return WhereNode(children, connector=cond.connector, negated=cond.negated)
 
 
+class _ContactIn(Expression):
+    """`EXISTS (SELECT 1 FROM (rows) member WHERE member.<column> = <this row's contact id>)`.
+
+    `rows` lists contact ids, typically grouped (`... GROUP BY contact HAVING test`). Written this way
+    rather than `id IN (rows)`, the contact is correlated outside the grouped rows: among ANDs PostgreSQL
+    makes it a semi-join with the grouped rows (negated: an anti-join), which may spill to disk but never
+    repeats; under an OR it can hash them or look up one contact's rows at a time (the correlation is
+    pushed into the grouping). `NOT (id IN (rows))` and `id IN (rows)` under an OR can only be a hash
+    that fits in work_mem or a rescan of all the grouped rows for every contact.
+    """
+
+    output_field = BooleanField()
+    conditional = True
+
+    def __init__(self, rows: Subquery, column: str) -> None:
+        super().__init__()
+        self.rows = rows
+        self.column = column
+        self.pk = F("pk")
+
+    def get_source_expressions(self) -> list:
+        return [self.rows, self.pk]
+
+    def set_source_expressions(self, exprs: list) -> None:
+        self.rows, self.pk = exprs
+
+    def as_sql(self, compiler, connection):
+        rows_sql, rows_params = compiler.compile(self.rows)
+        pk_sql, pk_params = compiler.compile(self.pk)
+        member = connection.ops.quote_name("member")
+        column = connection.ops.quote_name(self.column)
+        return f"EXISTS (SELECT 1 FROM {rows_sql} {member} WHERE {member}.{column} = {pk_sql})", (
+            *rows_params,
+            *pk_params,
+        )
+
+
+def _member_of(rows: QuerySet, column: str) -> Q:
+    """The contact is among the contact ids `rows` (a values queryset of `column`) lists; see _ContactIn."""
+    return Q(_ContactIn(Subquery(rows), column))
+
+
 class _PerOrderGroups(Subquery):
     """The contacts whose per-order amounts pass a test: `SELECT c FROM (amount per contact and order)
     GROUP BY c HAVING test`, for min and max over items, where an order's amount is the sum of its items.
@@ -634,8 +676,6 @@ class _Compiler:
         self.root = root
         self.reads_contact = False
         self.inlining: list[int] = []
-        # How many OR groups (of more than one node) enclose the node being compiled.
-        self.or_depth = 0
 
     @property
     def workspace_id(self) -> int:
@@ -662,24 +702,17 @@ class _Compiler:
         # all -> AND, any -> OR, none -> AND of negated children; negated: the other way round.
         children_negated = negated != (group.match == "none")
         conjunction = (group.match != "any") != negated
-        # Inside an OR PostgreSQL cannot turn a correlated EXISTS into a join: it would run it once per
-        # contact. There "has rows" is written `pk IN (rows)`, which it hashes once (see _presence).
-        in_or = not conjunction and len(group.conditions) > 1
         # Conditions answered by computed figures (conditions on figures, and orders or event conditions a
         # stored figure answers) share one semi-join into ContactStats (one row per contact, so "in S(a)
         # and in S(b)" is "in S(a and b)", likewise for or): one scan of the stats instead of one each.
         parts: list[Cond] = []
         predicates: list[Cond] = []
-        self.or_depth += in_or
-        try:
-            for node in group.conditions:
-                predicate = self.stored_figures(node)
-                if predicate is None:
-                    parts.append(self.node(node, negated=children_negated))
-                else:
-                    predicates.append(_not(predicate) if children_negated else predicate)
-        finally:
-            self.or_depth -= in_or
+        for node in group.conditions:
+            predicate = self.stored_figures(node)
+            if predicate is None:
+                parts.append(self.node(node, negated=children_negated))
+            else:
+                predicates.append(_not(predicate) if children_negated else predicate)
         if predicates:
             parts.append(self._stats_semi_join(_and(*predicates) if conjunction else _or(*predicates)))
         return _and(*parts) if conjunction else _or(*parts)
@@ -800,7 +833,7 @@ class _Compiler:
             if span.end is not None:
                 in_window = rows()
                 not_later = Q(LessThanOrEqual(latest, span.end))
-                present &= not_later if in_window is None else not_later | Q(pk__in=in_window.values("contact_id"))
+                present &= not_later if in_window is None else not_later | self._presence(in_window)
         return present if decided else _not(present)
 
     def _stats_semi_join(self, predicate: Cond) -> Cond:
@@ -809,7 +842,7 @@ class _Compiler:
         if isinstance(predicate, bool) or self.root is ContactStats:
             return predicate
         stats = ContactStats.objects.filter(workspace_id=self.workspace_id).filter(predicate)
-        return Q(pk__in=stats.values("contact_id"))
+        return self._presence(stats)
 
     def field_condition(self, field: Field, column: str, op: str, value) -> Cond:
         """The condition on one catalog field whose value lives at `column` of the queryset's model."""
@@ -854,7 +887,7 @@ class _Compiler:
             # Tag names are unique per workspace and a contact has a tag once, so the
             # contacts with all of them are those with as many matching tags as names.
             complete = tagged.values("contact_id").annotate(found=Count("tag_id")).filter(found=len(names))
-            return Q(pk__in=complete.values("contact_id"))
+            return _member_of(complete.values("contact_id"), "contact_id")
         raise CompileError(f"unknown tag operator {cond.op!r}")
 
     # -- orders
@@ -1048,7 +1081,7 @@ class _Compiler:
                 some_order = value_condition(_Aggregate("a", places=0), measure_type, op, value, self.now)
                 if isinstance(some_order, bool):
                     return self._presence(rows, contact) if some_order else False
-                return Q(pk__in=per_order.filter(some_order).values("c"))
+                return _member_of(per_order.filter(some_order).values("c"), "c")
         elif measure in ("min", "max"):
             operand = _Aggregate("m", places=0)
             value = _scaled(value, 2)
@@ -1061,11 +1094,11 @@ class _Compiler:
         # Within a group the measure is present, so the condition is the plain test.
         passes = value_condition(operand, measure_type, op, value, self.now)
 
-        def passing(test: Q) -> QuerySet | Subquery:
+        def passing(test: Q) -> Q:
             """The contacts whose group passes `test`."""
             if per_order is not None:
-                return _PerOrderGroups(per_order, test)
-            return grouped.filter(test).values(contact)
+                return Q(_ContactIn(_PerOrderGroups(per_order, test), "c"))
+            return _member_of(grouped.filter(test).values(contact), contact)
 
         if holds_when_empty:
             failing = _not(passes)
@@ -1073,22 +1106,22 @@ class _Compiler:
                 return True
             if failing is True:
                 return ~self._presence(rows, contact)
-            return ~Q(pk__in=passing(failing))
+            return ~passing(failing)
         if passes is False:
             return False
         if passes is True:
             return self._presence(rows, contact)
-        return Q(pk__in=passing(passes))
+        return passing(passes)
 
     def _presence(self, rows: QuerySet, contact: str = "contact_id") -> Q:
-        """"The contact has rows" in the shape PostgreSQL plans best where it stands.
+        """"The contact has rows": a correlated EXISTS.
 
-        Among ANDs: a correlated EXISTS, a semi-join (negated: an anti-join, which NOT IN cannot be).
-        Under an OR: `pk IN (SELECT contact ...)`, a subquery hashed once (negated: NOT IN, likewise),
-        as an OR keeps sublinks from becoming joins and a correlated EXISTS would run per contact.
+        Among ANDs PostgreSQL turns it into a semi-join (negated: an anti-join). Under an OR it stays a
+        subplan, for which PostgreSQL plans both a hash of all the rows' contacts and a lookup of the
+        contact's own rows through an index, and takes the cheaper: few candidates are looked up one by one
+        instead of reading the whole history. (`contact IN (rows)` there has no such fallback: a hash that
+        does not fit in work_mem becomes a rescan of every row for every contact.)
         """
-        if self.or_depth:
-            return Q(pk__in=rows.values(contact))
         return Q(Exists(rows.filter(**{contact: OuterRef("pk")})))
 
     # -- segment
@@ -1233,6 +1266,13 @@ def compile_matching(
     if not over_stats.reads_contact:
         return ContactStats, _q(condition)
     return Contact, compile_definition(group, catalog=catalog, now=now, resolve_segment=resolve_segment)
+
+
+def answered_by_figures(node: Condition, *, catalog: Catalog, now: datetime) -> bool:
+    """Whether the condition is answered from the stored figures alone (see `_Compiler.stored_figures`).
+
+    Benchmarks and explanations use it to tell what a definition reads."""
+    return _Compiler(catalog, now, lambda segment_id: None).stored_figures(node) is not None
 
 
 def measure_figures(cond: OrdersCondition | EventCondition, *, catalog: Catalog, now: datetime) -> QuerySet | None:

@@ -6,12 +6,13 @@ campaign calendar, `generate_contacts` yields one `ContactBundle` per contact
 contacts never sit in memory at once. Every timestamp is an integer number of
 seconds since the epoch (UTC) relative to the given "now", so the data is
 always recent. The same (contacts, seed, now) always gives the same rows,
-whatever chunk size the loader uses, because the stream is consumed in order.
+whatever chunk size the loader uses and however many processes make them:
+each block of BLOCK contacts has a random stream of its own.
 
 Example:
     >>> rng = random.Random(7)
     >>> catalog = generate_catalog(rng, n_contacts=1000, now_ts=1_750_000_000)
-    >>> bundle = next(generate_contacts(rng, catalog, n_contacts=1000, now_ts=1_750_000_000))
+    >>> bundle = next(generate_contacts(7, catalog, n_contacts=1000, now_ts=1_750_000_000))
     >>> bundle.contact[0]
     'cust-1'
 """
@@ -359,27 +360,41 @@ class _Traits:
     email_end: int
 
 
+# Contacts are drawn in blocks of this many, each block from a random stream of its own (seeded with the
+# seed and the block's number), so that blocks can be made in any order or in parallel processes and still
+# give the same rows.
+BLOCK = 1000
+MAX_ORDERS_PER_CONTACT = 301  # see _order_times
+
+
 def generate_contacts(
-    rng: random.Random, catalog: Catalog, *, n_contacts: int, now_ts: int
+    seed: int, catalog: Catalog, *, n_contacts: int, now_ts: int, start: int = 0, stop: int | None = None
 ) -> Iterator[ContactBundle]:
-    """Yield contacts 0..n_contacts-1 in order, each with its tags, orders and events."""
+    """Yield contacts start..stop-1 (default: all n_contacts) in order, each with its tags, orders and events."""
+    stop = n_contacts if stop is None else min(stop, n_contacts)
     ascii_cache: dict[str, str] = {}
-    order_number = 0
-    for index in range(n_contacts):
-        contact, traits, country, name = _contact_row(rng, index, now_ts, ascii_cache)
-        traits.favourite = catalog.categories.pick(rng)
-        orders = []
-        spent_cents = 0
-        for ordered_at in _order_times(rng, traits.created, now_ts):
-            order_number += 1
-            items = _order_items(rng, catalog, traits.favourite)
-            total = sum(quantity * cents for _, quantity, cents in items)
-            spent_cents += total
-            orders.append((f"ord-{order_number}", ordered_at, _order_source(rng, traits), total, items))
-        events = _events(rng, catalog, traits, orders, now_ts)
-        tags = _tags(rng, traits, len(orders), spent_cents)
-        contact[-1] = _attributes(rng, traits, country, name, tags, spent_cents)
-        yield ContactBundle(index, tuple(contact), tags, orders, events)
+    for block_start in range(start - start % BLOCK, stop, BLOCK):
+        rng = random.Random(f"demo contacts {seed} {block_start // BLOCK}")
+        for index in range(block_start, min(block_start + BLOCK, stop)):
+            bundle = _bundle(rng, catalog, index, now_ts, ascii_cache)
+            if index >= start:
+                yield bundle
+
+
+def _bundle(rng: random.Random, catalog: Catalog, index: int, now_ts: int, ascii_cache: dict) -> ContactBundle:
+    contact, traits, country, name = _contact_row(rng, index, now_ts, ascii_cache)
+    traits.favourite = catalog.categories.pick(rng)
+    orders = []
+    spent_cents = 0
+    for number, ordered_at in enumerate(_order_times(rng, traits.created, now_ts), start=1):
+        items = _order_items(rng, catalog, traits.favourite)
+        total = sum(quantity * cents for _, quantity, cents in items)
+        spent_cents += total
+        orders.append((f"ord-{index + 1}-{number}", ordered_at, _order_source(rng, traits), total, items))
+    events = _events(rng, catalog, traits, orders, now_ts)
+    tags = _tags(rng, traits, len(orders), spent_cents)
+    contact[-1] = _attributes(rng, traits, country, name, tags, spent_cents)
+    return ContactBundle(index, tuple(contact), tags, orders, events)
 
 
 def _contact_row(rng: random.Random, index: int, now_ts: int, ascii_cache: dict[str, str]):
@@ -446,7 +461,7 @@ def _order_times(rng: random.Random, created: int, now_ts: int) -> list[int]:
     if kind < 0.35:
         return []
     # Repeat buyers: 2 + a Lomax (shifted Pareto) draw, most buy twice or three times, a few hundreds.
-    count = 1 if kind < 0.60 else 2 + min(300, int(6 * (rng.paretovariate(1.5) - 1)))
+    count = 1 if kind < 0.60 else 2 + min(MAX_ORDERS_PER_CONTACT - 2, int(6 * (rng.paretovariate(1.5) - 1)))
     first = created + int(rng.expovariate(1 / (7 * DAY)))
     if first > now_ts:
         first = created + int(rng.random() * (now_ts - created))

@@ -12,8 +12,11 @@ Afterwards every contact gets its `ContactStats` row from
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,9 +26,10 @@ from itertools import islice
 from django.db import DatabaseError, connection, models, transaction
 from django.db.models.deletion import CASCADE, DO_NOTHING, SET_NULL
 
-from contacts.demo import bulk
+from contacts.demo import bulk, copy_rows
 from contacts.demo.generator import (
     ATTRIBUTE_TYPES,
+    BLOCK,
     CONTACT_FIELDS,
     TAG_NAMES,
     Catalog,
@@ -94,9 +98,7 @@ def seed_workspace(
         raise SeedRefused(f"workspace {workspace.name!r} already has contacts")
     clock = _Clock()
     now_ts = int(now.timestamp())
-    rng = random.Random(seed)
-    catalog = generate_catalog(rng, n_contacts=contacts, now_ts=now_ts)
-    bundles = generate_contacts(rng, catalog, n_contacts=contacts, now_ts=now_ts)
+    catalog = generate_catalog(random.Random(seed), n_contacts=contacts, now_ts=now_ts)
     postgres = connection.vendor == "postgresql"
     # Into a database without any contacts yet, PostgreSQL loads like a bulk loader (contacts.demo.bulk).
     first_load = postgres and bulk.tables_are_empty(_LOADED)
@@ -112,13 +114,17 @@ def seed_workspace(
             bulk.truncate_for_freeze(Contact)
             indexes = bulk.drop_secondary_indexes(_LOADED)
         rows = {"workspace": workspace, "now": now, "product_ids": product_ids, "tag_ids": tag_ids}
-        load = _CopyWriter(**rows, freeze=first_load) if postgres else _BulkCreateWriter(**rows)
-        mode = "first load: indexes built afterwards, rows frozen" if first_load else "into existing data"
+        if first_load:
+            mode = f"first load in {_worker_count()} worker processes: rows frozen, indexes built afterwards"
+        else:
+            mode = "into existing data"
         say(f"Seeding {contacts:,} contacts into {workspace.name!r} ({connection.vendor}, {mode}, seed {seed}, "
             f"now {now:%Y-%m-%d %H:%M} UTC)")
+        source = _Source(seed=seed, catalog=catalog, contacts=contacts, now_ts=now_ts, chunk_size=chunk_size)
+        load = _CopyWriter(**rows, freeze=first_load) if postgres else _BulkCreateWriter(**rows)
+        written = load.write_first_load(source) if first_load else load.write_all(source)
         next_report = 0.1
-        for chunk in _chunks(bundles, chunk_size):
-            load.write(chunk)
+        for _ in written:
             done = load.counts["contacts"] / contacts
             if done >= next_report or done == 1:
                 say(f"  {load.counts['contacts']:>10,} contacts {load.counts['orders']:>11,} orders "
@@ -303,11 +309,22 @@ def _money(cents: int) -> Decimal:
     return Decimal(cents).scaleb(-2)
 
 
-def _money_text(cents: int) -> str:
-    return f"{cents // 100}.{cents % 100:02d}"
-
-
 _fromtimestamp = datetime.fromtimestamp
+
+
+@dataclass(frozen=True)
+class _Source:
+    """What to generate: contacts 0..contacts-1 of a seed, written `chunk_size` contacts at a time."""
+
+    seed: int
+    catalog: Catalog
+    contacts: int
+    now_ts: int
+    chunk_size: int
+
+    def chunks(self) -> Iterator[list[ContactBundle]]:
+        bundles = generate_contacts(self.seed, self.catalog, n_contacts=self.contacts, now_ts=self.now_ts)
+        return _chunks(bundles, self.chunk_size)
 
 
 class _Writer:
@@ -318,6 +335,15 @@ class _Writer:
         self.tag_ids = tag_ids
         self.counts = {"contacts": 0, "orders": 0, "order_items": 0, "events": 0, "contact_tags": 0}
         self.first_seen: dict[str, int] = {}
+
+    def write_all(self, source: _Source) -> Iterator[None]:
+        """Write every chunk; yields after each one (for progress reports)."""
+        for chunk in source.chunks():
+            self.write(chunk)
+            yield
+
+    def write(self, chunk: list[ContactBundle]) -> None:
+        raise NotImplementedError
 
     def finish(self) -> None:
         pass
@@ -344,24 +370,86 @@ def _columns(model: type[models.Model], names: Iterable[str]) -> str:
     return ", ".join(quote(model._meta.get_field(name).column) for name in names)
 
 
+# The columns of each table's COPY, in the order contacts.demo.copy_rows writes them.
+COPY_COLUMNS = {
+    "contacts": (Contact, ("id", "workspace", *CONTACT_FIELDS, "updated_at")),
+    "orders": (Order, ("id", "workspace", "contact", "external_id", "ordered_at", "source", "currency", "total")),
+    "order_items": (OrderItem, ("order", "contact", "ordered_at", "product", "quantity", "unit_price")),
+    "events": (Event, ("workspace", "contact", "type", "occurred_at", "device", "url", "campaign", "properties")),
+    "contact_tags": (ContactTag, ("contact", "tag")),
+}
+
+
+def _worker_count() -> int:
+    """Processes that generate rows while this one streams them: all cores but one (PostgreSQL's)."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
 class _CopyWriter(_Writer):
-    """PostgreSQL: one COPY per table per chunk, ids for contacts and orders reserved from their sequences.
-    `freeze`: the tables were truncated in this transaction, and the rows are written frozen."""
+    """PostgreSQL: one COPY per table per chunk of contacts (contacts.demo.copy_rows makes the text).
+
+    Into existing data, ids for contacts and orders are reserved from their sequences chunk by chunk. A first
+    load (`freeze`: the tables were truncated in this transaction and the rows are written frozen) has the
+    tables to itself until it commits, so ids are computed instead and the chunks are made by worker
+    processes in parallel; the sequences are moved past them at the end.
+    """
 
     def __init__(self, *, freeze: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         quote = connection.ops.quote_name
         options = " WITH (FREEZE)" if freeze else ""
         self.sql = {
-            model: f"COPY {quote(model._meta.db_table)} ({_columns(model, names)}) FROM STDIN{options}"
-            for model, names in (
-                (Contact, ("id", "workspace", *CONTACT_FIELDS, "updated_at")),
-                (Order, ("id", "workspace", "contact", "external_id", "ordered_at", "source", "currency", "total")),
-                (OrderItem, ("order", "contact", "ordered_at", "product", "quantity", "unit_price")),
-                (Event, ("workspace", "contact", "type", "occurred_at", "device", "url", "campaign", "properties")),
-                (ContactTag, ("contact", "tag")),
-            )
+            table: f"COPY {quote(model._meta.db_table)} ({_columns(model, names)}) FROM STDIN{options}"
+            for table, (model, names) in COPY_COLUMNS.items()
         }
+
+    def write_first_load(self, source: _Source) -> Iterator[None]:
+        ids = copy_rows.Ids(first_contact=self._next_id(Contact), first_order=self._next_id(Order))
+        common = {
+            "seed": source.seed, "n_contacts": source.contacts, "now_ts": source.now_ts, "ids": ids,
+            "workspace_id": self.workspace.pk, "currency": self.workspace.currency,
+            "product_ids": tuple(self.product_ids), "tag_ids": tuple(sorted(self.tag_ids.items())),
+        }  # fmt: skip
+        step = max(source.chunk_size - source.chunk_size % BLOCK, BLOCK)  # whole blocks: no work made twice
+        jobs = [
+            copy_rows.Job(start=start, stop=min(start + step, source.contacts), **common)
+            for start in range(0, source.contacts, step)
+        ]
+        for block in _in_parallel(jobs, source.catalog):
+            self.write_block(block)
+            yield
+        self._move_sequence(Contact, ids.contact(source.contacts - 1))
+        self._move_sequence(Order, ids.last_order(source.contacts))
+
+    def write(self, chunk: list[ContactBundle]) -> None:
+        with connection.connection.cursor() as cursor:
+            reserved = self._reserve_ids(cursor, Contact, len(chunk))
+            contact_ids = dict(zip((b.index for b in chunk), reserved, strict=True))
+            order_ids = iter(self._reserve_ids(cursor, Order, sum(len(b.orders) for b in chunk)))
+        block = copy_rows.format_bundles(
+            chunk,
+            workspace_id=self.workspace.pk,
+            currency=self.workspace.currency,
+            now_ts=int(self.now.timestamp()),
+            product_ids=self.product_ids,
+            tag_ids=self.tag_ids,
+            contact_id=contact_ids.__getitem__,
+            order_id=lambda index, number: next(order_ids),
+        )
+        self.write_block(block)
+
+    def write_block(self, block: copy_rows.Block) -> None:
+        connection.ensure_connection()
+        with connection.connection.cursor() as cursor:
+            for table in copy_rows.TABLES:
+                if block.counts[table]:
+                    with cursor.copy(self.sql[table]) as copy:
+                        copy.write(block.texts[table])
+        for table, count in block.counts.items():
+            self.counts[table] += count
+        for kind, at in block.first_seen.items():
+            if at < self.first_seen.get(kind, at + 1):
+                self.first_seen[kind] = at
 
     def _reserve_ids(self, cursor, model: type[models.Model], count: int) -> list[int]:
         # nextval per row is safe next to concurrent inserts: every id handed out is ours alone.
@@ -373,49 +461,31 @@ class _CopyWriter(_Writer):
         )
         return sorted(row[0] for row in cursor.fetchall())
 
-    def write(self, chunk: list[ContactBundle]) -> None:
-        workspace_id = self.workspace.pk
-        currency = self.workspace.currency
-        product_ids = self.product_ids
-        tag_ids = self.tag_ids
-        now = self.now
-        dt = _fromtimestamp
-        connection.ensure_connection()
-        with connection.connection.cursor() as cursor:
-            contact_ids = self._reserve_ids(cursor, Contact, len(chunk))
-            order_ids = iter(self._reserve_ids(cursor, Order, sum(len(b.orders) for b in chunk)))
-            with cursor.copy(self.sql[Contact]) as copy:
-                for bundle, contact_id in zip(chunk, contact_ids, strict=True):
-                    row = bundle.contact
-                    copy.write_row((
-                        contact_id, workspace_id, *row[:9], dt(row[9], UTC), *row[10:13],
-                        json.dumps(row[13], ensure_ascii=False), now,
-                    ))  # fmt: skip
-            items = []
-            with cursor.copy(self.sql[Order]) as copy:
-                for bundle, contact_id in zip(chunk, contact_ids, strict=True):
-                    for external_id, ordered_at, source, total, order_items in bundle.orders:
-                        order_id = next(order_ids)
-                        at = dt(ordered_at, UTC)
-                        copy.write_row((order_id, workspace_id, contact_id, external_id, at, source, currency,
-                                        _money_text(total)))
-                        # Each item carries its order's contact and time (see OrderItem).
-                        items.extend(
-                            (order_id, contact_id, at, product_ids[p], qty, _money_text(c)) for p, qty, c in order_items
-                        )
-            with cursor.copy(self.sql[OrderItem]) as copy:
-                for item in items:
-                    copy.write_row(item)
-            with cursor.copy(self.sql[Event]) as copy:
-                for bundle, contact_id in zip(chunk, contact_ids, strict=True):
-                    for kind, at, device, url, campaign, properties in bundle.events:
-                        copy.write_row((workspace_id, contact_id, kind, dt(at, UTC), device, url, campaign, properties))
-            with cursor.copy(self.sql[ContactTag]) as copy:
-                for bundle, contact_id in zip(chunk, contact_ids, strict=True):
-                    for name in bundle.tags:
-                        copy.write_row((contact_id, tag_ids[name]))
-        self._note_event_types(chunk)
-        self._count(chunk)
+    def _next_id(self, model: type[models.Model]) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id'))", [model._meta.db_table])
+            return cursor.fetchone()[0]
+
+    def _move_sequence(self, model: type[models.Model], last_id: int) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)", [model._meta.db_table, last_id])
+
+
+def _in_parallel(jobs: list[copy_rows.Job], catalog: Catalog) -> Iterator[copy_rows.Block]:
+    """The jobs' blocks in order, made by worker processes, at most two per worker ahead of the consumer."""
+    context = multiprocessing.get_context("spawn")  # the workers need no Django, and no copy of this process
+    workers = _worker_count()
+    with context.Pool(workers, initializer=copy_rows.use_catalog, initargs=(catalog,)) as pool:
+        pending = deque()
+        queue = iter(jobs)
+        for job in islice(queue, 2 * workers):
+            pending.append(pool.apply_async(copy_rows.make_block, (job,)))
+        while pending:
+            block = pending.popleft().get()
+            following = next(queue, None)
+            if following is not None:
+                pending.append(pool.apply_async(copy_rows.make_block, (following,)))
+            yield block
 
 
 class _BulkCreateWriter(_Writer):

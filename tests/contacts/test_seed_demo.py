@@ -82,15 +82,23 @@ def rows(workspace: Workspace) -> dict[str, list]:
 
 def test_generator_gives_the_same_stream_for_the_same_seed_and_now():
     def stream(seed: int) -> list:
-        rng = random.Random(seed)
-        catalog = generate_catalog(rng, n_contacts=150, now_ts=int(NOW.timestamp()))
+        catalog = generate_catalog(random.Random(seed), n_contacts=150, now_ts=int(NOW.timestamp()))
         return [catalog.products] + [
             (b.contact, b.tags, b.orders, b.events)
-            for b in generate_contacts(rng, catalog, n_contacts=150, now_ts=int(NOW.timestamp()))
+            for b in generate_contacts(seed, catalog, n_contacts=1500, now_ts=int(NOW.timestamp()), stop=1150)
         ]
 
     assert stream(3) == stream(3)
     assert stream(3) != stream(4)
+
+
+def test_a_block_of_contacts_is_the_same_whichever_contact_the_stream_starts_at():
+    catalog = generate_catalog(random.Random(3), n_contacts=2500, now_ts=int(NOW.timestamp()))
+    whole = list(generate_contacts(3, catalog, n_contacts=2500, now_ts=int(NOW.timestamp())))
+    part = list(generate_contacts(3, catalog, n_contacts=2500, now_ts=int(NOW.timestamp()), start=1200, stop=2100))
+    assert [(b.index, b.contact, b.orders, b.events) for b in part] == [
+        (b.index, b.contact, b.orders, b.events) for b in whole[1200:2100]
+    ]
 
 
 def test_two_seeds_with_the_same_contacts_seed_and_now_store_identical_rows(db):
