@@ -136,7 +136,7 @@ def bench_recompute(workspace, contacts: int, args) -> dict:
     from django.db import connection
     from django.utils import timezone
 
-    from segments_app.membership import matching_contacts, recompute_membership
+    from segments_app.membership import recompute_membership, segment_matching
     from segments_app.models import Segment, SegmentChange, SegmentMember
     from segments_app.selectors import segment_contacts
 
@@ -152,7 +152,7 @@ def bench_recompute(workspace, contacts: int, args) -> dict:
     )
 
     preview = timed_runs(lambda: segment_contacts(workspace=workspace, definition=definition).count(), 3)
-    count_only = timed_runs(lambda: matching_contacts(segment, now=timezone.now()).count(), 3)
+    count_only = timed_runs(lambda: segment_matching(segment, now=timezone.now()).count(), 3)
 
     rss_before = rss_mb(os.getpid())
     first, first_s = timed(lambda: recompute_membership(segment_id=segment.pk, trigger="manual"))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
 from config.admin_paging import LargeTablePaginator
 from contacts.api_keys import revoke_api_key
@@ -207,6 +209,24 @@ class OrderItemInline(admin.TabularInline):
     raw_id_fields = ["product"]
 
 
+def not_in_the_future(moment):
+    """Nothing is stored dated after the moment it is entered: segment conditions such as "ordered in the
+    last 30 days" are answered from the latest order's time (see docs/segment-definition.md)."""
+    if moment is not None and moment > timezone.now():
+        raise forms.ValidationError("may not lie in the future")
+    return moment
+
+
+class OrderForm(forms.ModelForm):
+    def clean_ordered_at(self):
+        return not_in_the_future(self.cleaned_data.get("ordered_at"))
+
+
+class EventForm(forms.ModelForm):
+    def clean_occurred_at(self):
+        return not_in_the_future(self.cleaned_data.get("occurred_at"))
+
+
 class HistoryAdmin(LargeTableAdmin):
     """Orders, items and events edited by hand: their contacts' figures and segments follow, as after ingest.
 
@@ -257,6 +277,7 @@ class OrderAdmin(HistoryAdmin):
     list_select_related = ["contact"]
     raw_id_fields = ["contact", "workspace"]
     inlines = [OrderItemInline]
+    form = OrderForm
     history_kind = "orders"
 
     def contact_of(self, obj: Order) -> tuple[int, int]:
@@ -283,6 +304,7 @@ class EventAdmin(HistoryAdmin):
     search_fields = ["=contact__external_id", "=event_id", "campaign"]
     list_select_related = ["contact"]
     raw_id_fields = ["contact", "workspace"]
+    form = EventForm
     history_kind = "events"
 
     def contact_of(self, obj: Event) -> tuple[int, int]:

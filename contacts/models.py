@@ -136,9 +136,11 @@ class Contact(models.Model):
         constraints = [models.UniqueConstraint(fields=["workspace", "external_id"], name="uniq_contact_external_id")]
         indexes = [
             models.Index(fields=["workspace", "email"]),
-            models.Index(fields=["workspace", "country"]),
-            models.Index(fields=["workspace", "email_status"]),
-            models.Index(fields=["workspace", "created_at"]),
+            # Carrying the id, the fields segments filter on most join the figures from the index alone
+            # ("opened lately and subscribed": the subscribed contacts' ids, not a scan of every contact).
+            models.Index(fields=["workspace", "country"], include=["id"], name="contact_ws_country_cov"),
+            models.Index(fields=["workspace", "email_status"], include=["id"], name="contact_ws_status_cov"),
+            models.Index(fields=["workspace", "created_at"], include=["id"], name="contact_ws_created_cov"),
             # Segment queries are "contacts of the workspace whose id is in ...": the workspace's ids as an
             # index-only scan (a few dozen MB) instead of a scan of the whole contact table.
             models.Index(fields=["workspace", "id"], name="contact_ws_id_idx"),

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
+from django.db import connection
 from django.db.models import (
     BigIntegerField,
     BooleanField,
@@ -95,6 +96,32 @@ Cond = Q | bool
 
 TRUE_Q = Q(pk__isnull=False)  # the primary key is never NULL: TRUE for every row, FALSE when negated
 FALSE_Q = Q(pk__in=[])  # Django turns an empty IN into "no rows", and its negation into "all rows"
+
+
+def _missing_or_before(path: str, moment: datetime) -> Q:
+    """`path IS NULL OR path < moment`: "missing or older than the span" (`not_in_last`), two ranges of an
+    index that exclude each other (see `union_parts`)."""
+    return Q(**{f"{path}__isnull": True}) | Q(**{f"{path}__lt": moment})
+
+
+def _is_missing_or_before(node) -> bool:
+    if not isinstance(node, Q) or node.negated or node.connector != Q.OR or len(node.children) != 2:
+        return False
+    missing, before = node.children
+    if not (isinstance(missing, tuple) and isinstance(before, tuple)):
+        return False
+    path = missing[0].removesuffix("__isnull")
+    return missing == (f"{path}__isnull", True) and before[0] == f"{path}__lt"
+
+
+def union_parts(condition: Q) -> list[Q] | None:
+    """When a compiled definition is exactly one "missing or before" (`_missing_or_before`: "inactive for
+    30 days", "no order in 30 days"), its two sides, which share no row. PostgreSQL reads such an OR with a
+    full scan or with bitmaps of the heap, where the sum of two index-only ranges is what an expert writes
+    by hand. (With other conditions beside it, one pass that tests them all is faster.) Else None."""
+    if _is_missing_or_before(condition):
+        return [Q(child) for child in condition.children]
+    return None
 
 
 def _and(*parts: Cond) -> Cond:
@@ -441,7 +468,7 @@ class _Aggregate(_Operand):
 
 
 class _PerOrderAggregate(Expression):
-    """MIN or MAX of the per-order amounts, inside `_PerOrderGroups` (the SQL names its columns)."""
+    """MIN, MAX or COUNT of the per-order amounts, inside `_PerOrderGroups` (the SQL names its columns)."""
 
     output_field = BigIntegerField()
 
@@ -455,12 +482,13 @@ class _PerOrderAggregate(Expression):
 
 
 class _PerOrderExtreme(_Operand):
-    """The smallest or largest order amount of a contact, from amounts summed per order (never missing)."""
+    """The smallest or largest order amount of a contact, from amounts summed per order, or the number of
+    orders (never missing)."""
 
     places = 0
 
     def __init__(self, measure: str) -> None:
-        self.function = {"min": "MIN", "max": "MAX"}[measure]
+        self.function = {"min": "MIN", "max": "MAX", "count": "COUNT"}[measure]
 
     def present(self) -> Cond | None:
         return None
@@ -499,11 +527,20 @@ class _ContactIn(Expression):
     output_field = BooleanField()
     conditional = True
 
-    def __init__(self, rows: Subquery, column: str) -> None:
+    def __init__(self, rows: Subquery, column: str, *, ids: QuerySet | None = None) -> None:
         super().__init__()
         self.rows = rows
         self.column = column
         self.pk = F("pk")
+        self.ids = ids  # the contact ids as a queryset of their own (see `direct_ids`), when known
+        self.ids_column = column
+
+    def ids_sql(self) -> tuple[str, tuple] | None:
+        if self.ids is not None:
+            return self.ids.query.sql_with_params()
+        if isinstance(self.rows, _PerOrderGroups):
+            return self.rows.sql_with_params()
+        return None
 
     def get_source_expressions(self) -> list:
         return [self.rows, self.pk]
@@ -524,7 +561,71 @@ class _ContactIn(Expression):
 
 def _member_of(rows: QuerySet, column: str) -> Q:
     """The contact is among the contact ids `rows` (a values queryset of `column`) lists; see _ContactIn."""
-    return Q(_ContactIn(Subquery(rows), column))
+    return Q(_ContactIn(Subquery(rows), column, ids=rows))
+
+
+class _HasRows(Exists):
+    """A correlated EXISTS over a contact's rows that remembers the rows, for `direct_ids`."""
+
+    def __init__(self, rows: QuerySet, contact: str) -> None:
+        super().__init__(rows.filter(**{contact: OuterRef("pk")}))
+        self.ids = rows.values(contact).distinct()
+        self.ids_column = contact
+
+    def ids_sql(self) -> tuple[str, tuple]:
+        return self.ids.query.sql_with_params()
+
+
+def direct_ids(condition: Q) -> tuple[str, tuple] | None:
+    """SQL of the matching contact ids straight from the rows, when a compiled definition is one positive
+    condition on rows (orders, items, events, tags), or several of them and negations of them joined by
+    AND: then no figure and no contact column is needed, and counting needs no join with every contact or
+    figures row (every row's contact is a contact of the workspace). The first positive condition drives;
+    the others are EXISTS / NOT EXISTS over their own contact ids, so "bought SKU-1 this month and never its
+    accessories" is the SKU-1 buyers anti-joined with the accessory buyers. None otherwise.
+    """
+    parts = _row_conditions(condition)
+    if not parts or not any(not negated for negated, _ in parts):
+        return None
+    driver = next(part for negated, part in parts if not negated)
+    sql, params = driver.ids_sql()
+    others = [(negated, part) for negated, part in parts if part is not driver]
+    if not others:
+        return sql, params
+    quote = connection.ops.quote_name
+    column = quote(driver.ids_column)
+    where, where_params = [], []
+    for number, (negated, part) in enumerate(others):
+        other_sql, other_params = part.ids_sql()
+        alias = quote(f"other_{number}")
+        where.append(
+            f"{'NOT ' if negated else ''}EXISTS (SELECT 1 FROM ({other_sql}) {alias}"
+            f" WHERE {alias}.{quote(part.ids_column)} = {quote('driver')}.{column})"
+        )
+        where_params.extend(other_params)
+    return (
+        f"SELECT {quote('driver')}.{column} FROM ({sql}) {quote('driver')} WHERE {' AND '.join(where)}",
+        (*params, *where_params),
+    )
+
+
+def _row_conditions(condition: Q, negated: bool = False) -> list[tuple[bool, _ContactIn | _HasRows]] | None:
+    """(negated, condition) of each conjunct when `condition` is an AND of row conditions, else None."""
+    negated = negated != condition.negated
+    if len(condition.children) > 1 and (negated or condition.connector != Q.AND):
+        return None
+    found = []
+    for child in condition.children:
+        if isinstance(child, Q):
+            inner = _row_conditions(child, negated)
+            if inner is None:
+                return None
+            found.extend(inner)
+        elif isinstance(child, _ContactIn | _HasRows) and (not isinstance(child, _ContactIn) or child.ids_sql()):
+            found.append((negated, child))
+        else:
+            return None
+    return found
 
 
 class _PerOrderGroups(Subquery):
@@ -546,6 +647,15 @@ class _PerOrderGroups(Subquery):
         table, contact = connection.ops.quote_name(_PER_ORDER), connection.ops.quote_name("c")
         sql = f"(SELECT {table}.{contact} FROM {inner_sql} {table} GROUP BY {table}.{contact} HAVING {having_sql})"
         return sql, (*inner_params, *having_params)
+
+    def sql_with_params(self) -> tuple[str, tuple]:
+        """The same query on its own (for `direct_ids`)."""
+        compiler = self.query.get_compiler(connection=connection)
+        inner_sql, inner_params = self.query.sql_with_params()
+        having_sql, having_params = compiler.compile(self.having)
+        table, contact = connection.ops.quote_name(_PER_ORDER), connection.ops.quote_name("c")
+        grouped = f"GROUP BY {table}.{contact} HAVING {having_sql}"
+        return f"SELECT {table}.{contact} FROM ({inner_sql}) {table} {grouped}", (*inner_params, *having_params)
 
 
 class _Average(_Operand):
@@ -645,9 +755,15 @@ def value_condition(operand: _Operand, type_: str, op: str, value, now: datetime
     if op in cat.NEGATION_OF:
         return _not(value_condition(operand, type_, cat.NEGATION_OF[op], value, now))
     if op == "not_in_last":
+        if isinstance(operand, _Column) and operand.nullable and not isinstance(operand, _DateColumn):
+            return _missing_or_before(operand.path, value.span(now).start)
         return _not(value_condition(operand, type_, "at_or_after", value, now))
-    present = operand.present()
     test = _positive(operand, type_, op, value, now)
+    if op in ("eq", "in") and type_ in (cat.TEXT, cat.CHOICE) and isinstance(operand, _Column):
+        # Equal to a non-empty value (empty ones were dropped): not missing, so only NULL needs ruling out.
+        present = Q(**{f"{operand.path}__isnull": False}) if operand.nullable else None
+    else:
+        present = operand.present()
     return _and(present, test) if present is not None else test
 
 
@@ -675,6 +791,7 @@ class _Compiler:
         self.resolve_segment = resolve_segment
         self.root = root
         self.reads_contact = False
+        self.reads_figures = False
         self.inlining: list[int] = []
 
     @property
@@ -759,8 +876,7 @@ class _Compiler:
         figure keeps (figures are kept current in the transaction that writes the history): orders over
         all time without filters (count, sum, average, first, last), "ordered in the last N days" or
         not, "opened an email in the last 7 days" or not, the last open, click or activity. The history
-        is then never read, except for the rare contacts whose latest row lies beyond the window's end
-        (dated in the future), where the figure alone cannot tell.
+        is then never read.
         """
         if isinstance(node, AttributeCondition):
             field = self.catalog.field(node.field)
@@ -792,7 +908,7 @@ class _Compiler:
             operand = _ORDER_FIGURES[cond.measure]()
             return value_condition(operand, cat.ORDER_MEASURES[cond.measure], cond.op, cond.value, self.now)
         if cond.measure == "count":
-            return self._recency("last_order_at", cond.window, cond.op, cond.value, lambda: self.order_rows(cond)[0])
+            return self._recency("last_order_at", cond.window, cond.op, cond.value)
         return None
 
     def event_from_figures(self, cond: EventCondition) -> Cond | None:
@@ -806,40 +922,44 @@ class _Compiler:
         if cond.measure == "last_at" and cond.window is None:
             return value_condition(_Column(column), cat.DATETIME, cond.op, cond.value, self.now)
         if cond.measure == "count":
-            return self._recency(column, cond.window, cond.op, cond.value, lambda: self.event_rows(cond))
+            return self._recency(column, cond.window, cond.op, cond.value)
         return None
 
-    def _recency(self, column: str, window, op: str, value, rows: Callable[[], QuerySet | None]) -> Cond | None:
+    def _recency(self, column: str, window, op: str, value) -> Cond | None:
         """A count decided by whether there are rows in the window, from the time of the latest row.
 
-        The latest row (`column`, missing without rows) lies in [start, end] exactly when some row does,
-        as long as it is not later than the end: "some row in the last 7 days" is "latest >= now - 7
-        days" for every contact whose latest row is not in the future. For those whose latest row is
-        later than the end (dated in the future, or a fixed window that ends before it) the rows of the
-        window are looked up: `rows()` gives them. A window that ended in the past is left to the rows.
+        Nothing is stored dated after the moment it arrives (ingest keeps times no later than their receipt,
+        the admin refuses later ones), so no row is later than now: the latest row (`column`, missing
+        without rows) is at or after the window's start exactly when some row lies in a window that ends
+        now or later. "Some open in the last 7 days" is "latest open >= now - 7 days"; "no order in the last
+        30 days" is "no order at all, or the latest before now - 30 days". A window that ended in the past
+        is left to the rows.
         """
         decided = _count_decided(cat.NUMBER, op, value, self.now)
         if decided is None:
             return None
         if decided == _holds(cat.NUMBER, op, value, Decimal(0), self.now):
             return decided  # the same answer with rows and without
-        latest = F(column)
-        present = Q(IsNull(latest, False))
+        start = None
         if window is not None:
             span: Span = window.span(self.now)
             if span.end is not None and span.end < self.now:
                 return None
-            present &= Q(GreaterThanOrEqual(latest, span.start))
-            if span.end is not None:
-                in_window = rows()
-                not_later = Q(LessThanOrEqual(latest, span.end))
-                present &= not_later if in_window is None else not_later | self._presence(in_window)
-        return present if decided else _not(present)
+            start = span.start
+        if start is None:
+            present = Q(**{f"{column}__isnull": False})
+            return present if decided else ~present
+        if decided:
+            return Q(**{f"{column}__isnull": False, f"{column}__gte": start})
+        return _missing_or_before(column, start)
 
     def _stats_semi_join(self, predicate: Cond) -> Cond:
         """Contacts whose stats row passes `predicate`: a semi-join, indexed by workspace and figure (rooted
         on the stats rows, the predicate itself)."""
-        if isinstance(predicate, bool) or self.root is ContactStats:
+        if isinstance(predicate, bool):
+            return predicate
+        self.reads_figures = True
+        if self.root is ContactStats:
             return predicate
         stats = ContactStats.objects.filter(workspace_id=self.workspace_id).filter(predicate)
         return self._presence(stats)
@@ -1061,8 +1181,22 @@ class _Compiler:
                 return present if decided else ~present
         grouped = rows.values(contact)
         per_order: QuerySet | None = None
-        if measure == "count":
-            operand: _Operand = _Aggregate("m", places=0)
+        one_or_more = _one_or_more_orders(measure_type, op, value, self.now) if measure == "count" else None
+        if one_or_more is not None and order is not None:
+            # The test only tells one order from several: one is MIN(order) = MAX(order), several are not,
+            # one aggregate over the matching items with no need to count distinct orders.
+            grouped = grouped.annotate(first_order=Min(order), last_order=Max(order))
+            one, several = one_or_more
+            single = Q(first_order=F("last_order"))
+            passes = _or(_and(one, single), _and(several, ~single))
+            operand = None
+        elif measure == "count" and order is not None:
+            # Distinct orders of the matching items: grouped by (contact, order), then counted per contact,
+            # two hash aggregates instead of a COUNT(DISTINCT) that has to sort every item.
+            operand: _Operand | None = _PerOrderExtreme("count")
+            per_order = rows.values(c=F(contact), o=F(order)).annotate(a=Count("pk"))
+        elif measure == "count":
+            operand = _Aggregate("m", places=0)
             grouped = grouped.annotate(m=count)
         elif measure == "sum":
             operand = _Aggregate("m", places=0)
@@ -1091,8 +1225,9 @@ class _Compiler:
             grouped = grouped.annotate(m=(Min if measure == "first_at" else Max)(time_column))
         else:
             raise CompileError(f"unknown measure {measure!r}")
-        # Within a group the measure is present, so the condition is the plain test.
-        passes = value_condition(operand, measure_type, op, value, self.now)
+        if operand is not None:
+            # Within a group the measure is present, so the condition is the plain test.
+            passes = value_condition(operand, measure_type, op, value, self.now)
 
         def passing(test: Q) -> Q:
             """The contacts whose group passes `test`."""
@@ -1122,7 +1257,7 @@ class _Compiler:
         instead of reading the whole history. (`contact IN (rows)` there has no such fallback: a hash that
         does not fit in work_mem becomes a rescan of every row for every contact.)
         """
-        return Q(Exists(rows.filter(**{contact: OuterRef("pk")})))
+        return Q(_HasRows(rows, contact))
 
     # -- segment
 
@@ -1159,6 +1294,19 @@ _EVENT_FIGURES = {
 # Tests on the largest / smallest order amount that one order decides (max > v: some order is over v).
 _DECIDED_BY_ONE_ORDER = {"max": frozenset({"gt", "gte"}), "min": frozenset({"lt", "lte"})}
 _ITEM_AMOUNT = ExpressionWrapper(F("quantity") * _cents(F("unit_price")), output_field=BigIntegerField())
+
+
+def _one_or_more_orders(type_: str, op: str, value, now: datetime) -> tuple[bool, bool] | None:
+    """For a count test that answers alike for every count from 2 up: whether it holds for 1, and for more
+    (e.g. `gte 2`: (False, True); `eq 1`: (True, False)). None when larger counts differ."""
+    numbers = [v for v in (value if isinstance(value, tuple) else (value,)) if isinstance(v, Decimal)]
+    top = max([Decimal(1), *numbers])
+    if top > 2:
+        return None
+    several = {_holds(type_, op, value, Decimal(n), now) for n in range(2, int(top) + 3)}
+    if len(several) != 1:
+        return None
+    return _holds(type_, op, value, Decimal(1), now), several.pop()
 
 
 def _count_decided(type_: str, op: str, value, now: datetime) -> bool | None:
@@ -1256,16 +1404,19 @@ def compile_matching(
     """Compile a validated definition for counting and listing its members' ids: (model, condition).
 
     Filter `model`'s rows of the workspace with `condition`; their primary keys are the matching contacts'
-    ids. A definition that reads no contact column (only computed figures, orders, events, tags, other
-    segments) is rooted on ContactStats, which has a row for every contact: "spent over 500" is then a
-    range of the stats index alone, with no join back to every contact of the workspace. Otherwise
-    `compile_definition`'s query over Contact.
+    ids. A definition that reads computed figures (or orders and event conditions they answer) is rooted
+    on ContactStats, which has a row for every contact: "spent over 500" is then a range of the stats index
+    alone, with no join back to every contact of the workspace, and contact columns come from a join with
+    the contact (one row each), so that "mobile only and not (subscribed and opened lately)" is one pass
+    over both tables instead of a lookup into the figures per contact. A definition that reads contact
+    columns and no figure is `compile_definition`'s query over Contact; one that reads neither (tags,
+    orders, events) is rooted on the figures too.
     """
     over_stats = _Compiler(catalog, now, resolve_segment, root=ContactStats)
     condition = over_stats.group(group, top=True)
-    if not over_stats.reads_contact:
-        return ContactStats, _q(condition)
-    return Contact, compile_definition(group, catalog=catalog, now=now, resolve_segment=resolve_segment)
+    if over_stats.reads_contact and not over_stats.reads_figures:
+        return Contact, compile_definition(group, catalog=catalog, now=now, resolve_segment=resolve_segment)
+    return ContactStats, _q(condition)
 
 
 def answered_by_figures(node: Condition, *, catalog: Catalog, now: datetime) -> bool:

@@ -32,13 +32,12 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import Max, QuerySet
 from django.utils import timezone
 
-from contacts.models import Contact, Workspace
+from contacts.models import Workspace
 from contacts.planner_stats import note_rows_written
 from segments_app.catalog import Catalog, build_catalog
-from segments_app.compiler import compile_definition
-from segments_app.definition import DefinitionError, WorkspaceSegments, parse_definition
+from segments_app.definition import DefinitionError, Group, WorkspaceSegments, parse_definition
 from segments_app.models import Segment, SegmentChange, SegmentMember, SegmentSnapshot
-from segments_app.selectors import contact_ids_sql, matching_ids
+from segments_app.selectors import Matching, contact_ids_sql, matching_ids
 
 logger = logging.getLogger(__name__)
 
@@ -351,23 +350,29 @@ def _lock_segment(segment_id: int) -> Segment:
 def _compiled_ids_sql(
     segment: Segment, *, now: datetime, contact_ids: Sequence[int] | None = None
 ) -> tuple[str, tuple]:
-    """SQL and params selecting the ids of the contacts that match the segment's definition at `now`."""
-    queryset = matching_contacts(segment, now=now, ids_only=True)
+    """SQL and params selecting the ids of the contacts that match the segment's definition at `now`
+    (of these contacts only, when `contact_ids` are given)."""
+    matching = segment_matching(segment, now=now)
     if contact_ids is not None:
-        queryset = queryset.filter(pk__in=list(contact_ids))
-    return contact_ids_sql(queryset)
+        return contact_ids_sql(matching.rows.filter(pk__in=list(contact_ids)))
+    return matching.sql()
 
 
-def matching_contacts(segment: Segment, *, now: datetime, ids_only: bool = False) -> QuerySet:
-    """`selectors.segment_contacts` for a stored segment, with the workspace's field catalog cached.
+def segment_matching(segment: Segment, *, now: datetime) -> Matching:
+    """`selectors.matching_ids` for a stored segment (what a recompute counts and diffs), with the workspace's
+    field catalog cached.
 
     Building the catalog reads the custom attribute keys of every contact of the workspace (seconds on
     a million contacts), and a recompute, a real-time update and a dispatcher cycle evaluate many
     definitions of one workspace, so the catalog is kept per process for SEGMENT_CATALOG_CACHE_S.
     A definition the cached catalog refuses (e.g. it names an attribute that appeared since) is
-    parsed again with a fresh catalog before it counts as broken. Parsing and compiling are the
-    engine's own functions, exactly as `segment_contacts` calls them.
+    parsed again with a fresh catalog before it counts as broken.
     """
+    group, catalog, resolver = _parsed(segment)
+    return matching_ids(workspace=segment.workspace, group=group, catalog=catalog, segments=resolver, now=now)
+
+
+def _parsed(segment: Segment) -> tuple[Group, Catalog, WorkspaceSegments]:
     resolver = WorkspaceSegments(segment.workspace_id)
     try:
         catalog = workspace_catalog(segment.workspace)
@@ -376,10 +381,7 @@ def matching_contacts(segment: Segment, *, now: datetime, ids_only: bool = False
         resolver = WorkspaceSegments(segment.workspace_id)
         catalog = workspace_catalog(segment.workspace, fresh=True)
         group = parse_definition(segment.definition, catalog=catalog, segments=resolver, segment_id=segment.pk)
-    if ids_only:  # rows whose pk is the contact id, rooted where counting is cheapest (selectors.matching_ids)
-        return matching_ids(workspace=segment.workspace, group=group, catalog=catalog, segments=resolver, now=now)
-    condition = compile_definition(group, catalog=catalog, now=now, resolve_segment=resolver.resolve)
-    return Contact.objects.filter(workspace=segment.workspace).filter(condition)
+    return group, catalog, resolver
 
 
 _catalogs: dict[tuple, tuple[float, Catalog]] = {}

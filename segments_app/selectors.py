@@ -7,17 +7,19 @@ Every caller (preview, membership recompute, campaigns, explain) goes through
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
+from django.db import connection
 from django.db.models import PROTECT, RESTRICT, QuerySet
 from django.utils import timezone
 
 from contacts.models import Contact, Workspace
 
 from .catalog import Catalog, build_catalog
-from .compiler import compile_definition, compile_matching
+from .compiler import compile_definition, compile_matching, direct_ids, union_parts
 from .definition import DefinitionError, Group, WorkspaceSegments, parse_definition, resolve_references
 from .models import Segment
 
@@ -54,14 +56,54 @@ def segment_contacts(
 # ---------------------------------------------------------------------------- added for the segments API
 
 
+@dataclass(frozen=True)
+class Matching:
+    """The contacts a definition matches now, for counting them and listing their ids.
+
+    `rows` is a queryset whose primary keys are the matching contacts' ids (ContactStats or Contact rows;
+    narrow it with `.filter(pk__in=...)` to re-evaluate a few contacts). `direct` (SQL and params), when the
+    definition is conditions on orders, items, events or tags joined by AND, selects the contact ids straight
+    from those rows, which counts fastest (`compiler.direct_ids`); or, for "missing or older than N" on a
+    figure, adds up the two index ranges (`compiler.union_parts`).
+    """
+
+    rows: QuerySet
+    direct: tuple[str, tuple] | None = None
+
+    def sql(self) -> tuple[str, tuple]:
+        """SQL and params selecting the ids (one column), to embed in hand-written SQL."""
+        if self.direct is not None:
+            return self.direct
+        return contact_ids_sql(self.rows)
+
+    def count(self) -> int:
+        sql, params = self.sql()
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM ({sql}) matching", params)
+            return cursor.fetchone()[0]
+
+    def first_ids(self, limit: int) -> list[int]:
+        sql, params = self.sql()
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT * FROM ({sql}) matching ORDER BY 1 LIMIT %s", (*params, limit))
+            return [row[0] for row in cursor.fetchall()]
+
+
 def matching_ids(
     *, workspace: Workspace, group: Group, catalog: Catalog, segments: WorkspaceSegments, now: datetime
-) -> QuerySet:
-    """The contacts matching a parsed definition, as rows whose primary key is the contact's id: for counting
-    them and listing their ids (previews, recomputes). Rooted on the computed figures when the definition
-    reads no contact column (`compiler.compile_matching`), so counts need no join with every contact."""
+) -> Matching:
+    """The contacts matching a parsed definition, for counting them and listing their ids (previews,
+    recomputes). Rooted on the computed figures when the definition reads them (`compiler.compile_matching`),
+    so counts need no join with every contact."""
     model, condition = compile_matching(group, catalog=catalog, now=now, resolve_segment=segments.resolve)
-    return model.objects.filter(workspace_id=workspace.pk).filter(condition)
+    of_workspace = model.objects.filter(workspace_id=workspace.pk)
+    direct = direct_ids(condition)
+    parts = union_parts(condition) if direct is None else None
+    if parts:
+        # "Missing or older than 30 days": the two index ranges added up (UNION ALL: they share no row).
+        first, second = (of_workspace.filter(part).values("pk") for part in parts)
+        direct = contact_ids_sql(first.union(second, all=True))
+    return Matching(rows=of_workspace.filter(condition), direct=direct)
 
 
 def contact_ids_sql(contacts: QuerySet) -> tuple[str, tuple]:

@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import ProtectedError, QuerySet, RestrictedError
+from django.db.models import ProtectedError, RestrictedError
 from django.utils import timezone
 
 from contacts.models import Contact, Workspace
@@ -42,7 +42,7 @@ from .definition import (
 )
 from .guards import statement_timeout
 from .models import Segment, SegmentSnapshot
-from .selectors import contact_ids_sql, matching_ids, referenced_segment_ids, segment_names, segment_users
+from .selectors import Matching, matching_ids, referenced_segment_ids, segment_names, segment_users
 from .summary import summarize
 
 NAME_MAX = 200
@@ -342,11 +342,11 @@ def preview_segment(
     if errors:
         raise SegmentInvalid(errors)
     with statement_timeout():
-        ids = matching_ids(
+        matching = matching_ids(
             workspace=workspace, group=valid.group, catalog=valid.catalog, segments=valid.segments, now=now
         )
         count, sample = _count_and_sample(
-            ids, sample_size=sample_size, one_pass=_aggregates_rows(valid.group, valid.segments.parsed)
+            matching, sample_size=sample_size, one_pass=_aggregates_rows(valid.group, valid.segments.parsed)
         )
     summary = definition_summary(valid, workspace=workspace)
     elapsed_ms = int(round((time.monotonic() - started) * 1000))
@@ -367,8 +367,8 @@ def _aggregates_rows(group: Group, referenced: Mapping[int, Group]) -> bool:
     return False
 
 
-def _count_and_sample(ids: QuerySet, *, sample_size: int, one_pass: bool) -> tuple[int, list[Contact]]:
-    """How many contacts match, and the first `sample_size` of them by id (`ids`: `selectors.matching_ids`).
+def _count_and_sample(matching: Matching, *, sample_size: int, one_pass: bool) -> tuple[int, list[Contact]]:
+    """How many contacts match, and the first `sample_size` of them by id.
 
     Counting and then fetching a sample evaluates the definition twice. For conditions on contact fields and
     computed figures that is cheap and the count alone can be an index-only scan; for aggregates over orders
@@ -376,12 +376,12 @@ def _count_and_sample(ids: QuerySet, *, sample_size: int, one_pass: bool) -> tup
     once and counted and sampled from there (about half the time on 1M contacts, see docs/benchmarks.md).
     """
     if not sample_size:
-        return ids.count(), []
+        return matching.count(), []
     if not one_pass or connection.vendor != "postgresql":
-        count = ids.count()
-        first = list(ids.order_by("pk").values_list("pk", flat=True)[:sample_size]) if count else []
+        count = matching.count()
+        first = matching.first_ids(sample_size) if count else []
         return count, list(Contact.objects.filter(pk__in=first).order_by("pk"))
-    sql, params = contact_ids_sql(ids)
+    sql, params = matching.sql()
     with connection.cursor() as cursor:
         cursor.execute(
             f"WITH matching(id) AS MATERIALIZED ({sql}) "

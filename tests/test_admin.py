@@ -119,3 +119,17 @@ def test_computed_figures_cannot_be_edited_by_hand(operator_client, some_data):
     assert operator_client.get(url).status_code == 200  # shown, read only
     assert operator_client.post(url, {"orders_count": 99}).status_code == 403
     assert ContactStats.objects.get(contact=some_data).orders_count == 1
+
+
+def test_an_order_or_event_dated_in_the_future_is_refused_by_hand_too(operator_client, workspace):
+    from contacts.models import Order
+
+    ann = make_contact(workspace, external_id="ann")
+    form = {
+        "workspace": workspace.pk, "contact": ann.pk, "external_id": "o-9", "ordered_at_0": "2999-01-01",
+        "ordered_at_1": "10:00:00", "source": "", "currency": "EUR", "total": "1.00",
+        "items-TOTAL_FORMS": "0", "items-INITIAL_FORMS": "0",
+    }  # fmt: skip
+    response = operator_client.post("/admin/contacts/order/add/", form)
+    assert response.status_code == 200 and "may not lie in the future" in response.content.decode()
+    assert not Order.objects.exists()

@@ -260,6 +260,9 @@ def worlds(draw, *, max_contacts: int = 6, with_segments: bool = True) -> Genera
     )
     times, offsets = draw(time_pools(now))
     when = st.sampled_from(times)
+    # Orders and events are never dated after the moment they are stored, so never after "now" (the
+    # contract; ingest and the admin enforce it). Other times (sign-ups, attributes) may lie ahead.
+    happened = st.sampled_from([t for t in times if t <= now])
     products = [
         ref.Product(
             sku=sku,
@@ -318,7 +321,7 @@ def worlds(draw, *, max_contacts: int = 6, with_segments: bool = True) -> Genera
             total = draw(st.one_of(money(), st.just(sum((i.quantity * i.unit_price for i in items), Decimal(0)))))
             orders.append(
                 ref.Order(
-                    ordered_at=draw(when),
+                    ordered_at=draw(happened),
                     total=total,
                     currency=draw(st.sampled_from(CURRENCIES)),
                     source=draw(maybe(st.sampled_from(SOURCES), missing=(None, ""))),
@@ -330,7 +333,7 @@ def worlds(draw, *, max_contacts: int = 6, with_segments: bool = True) -> Genera
             events.append(
                 ref.Event(
                     type=draw(st.sampled_from(DATA_EVENTS)),
-                    occurred_at=draw(when),
+                    occurred_at=draw(happened),
                     device=draw(maybe(st.sampled_from(EVENT_DEVICES), missing=(None, ""))),
                     url=draw(maybe(st.sampled_from(URLS), missing=(None, ""))),
                     campaign=draw(maybe(st.sampled_from(CAMPAIGNS), missing=(None, ""))),

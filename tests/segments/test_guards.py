@@ -13,6 +13,7 @@ from django.db.models.expressions import RawSQL
 from contacts.models import Contact
 from segments_app import services
 from segments_app.guards import PREVIEW_WORK_MEM, PreviewTimeout, statement_timeout
+from segments_app.selectors import Matching
 from tests.factories import make_contact
 
 from .support import ALL, attr
@@ -96,7 +97,8 @@ def slow_matching(monkeypatch):
     compiled = services.matching_ids
 
     def slow(**kwargs):
-        return compiled(**kwargs).filter(pk__in=RawSQL(f"SELECT {SLOW_SQL}", []))
+        matching = compiled(**kwargs)
+        return Matching(rows=matching.rows.filter(pk__in=RawSQL(f"SELECT {SLOW_SQL}", [])))
 
     monkeypatch.setattr(services, "matching_ids", slow)
 

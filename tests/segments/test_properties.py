@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from contacts.models import Contact
 from segments_app.catalog import build_catalog
 from segments_app.definition import DefinitionError, WorkspaceSegments, parse_definition
-from segments_app.selectors import segment_contacts
+from segments_app.selectors import matching_ids, segment_contacts
 
 from . import reference
 from .loading import load
@@ -27,9 +28,24 @@ PROFILE = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
 def sql_members(workspace, definition, now) -> set[str]:
-    return set(
+    """Members by both ways a definition becomes SQL: over the contacts (explanations, samples) and as the
+    ids previews and recomputes count (rooted on the figures, or straight from the rows); they must agree."""
+    over_contacts = set(
         segment_contacts(workspace=workspace, definition=definition, now=now).values_list("external_id", flat=True)
     )
+    catalog = build_catalog(workspace, discover_attributes=False)
+    segments = WorkspaceSegments(workspace.pk)
+    group = parse_definition(definition, catalog=catalog, segments=segments)
+    matching = matching_ids(workspace=workspace, group=group, catalog=catalog, segments=segments, now=now)
+    sql, params = matching.sql()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids = [row[0] for row in cursor.fetchall()]
+    assert len(ids) == len(set(ids)), "the matching ids repeat a contact"
+    counted = set(Contact.objects.filter(pk__in=ids).values_list("external_id", flat=True))
+    assert counted == over_contacts
+    assert matching.count() == len(over_contacts)
+    return over_contacts
 
 
 @pytest.mark.django_db
