@@ -569,11 +569,16 @@ class _HasRows(Exists):
 
     def __init__(self, rows: QuerySet, contact: str) -> None:
         super().__init__(rows.filter(**{contact: OuterRef("pk")}))
-        self.ids = rows.values(contact).distinct()
+        self.rows = rows.values(contact)
+        self.ids = self.rows.distinct()
         self.ids_column = contact
 
     def ids_sql(self) -> tuple[str, tuple]:
         return self.ids.query.sql_with_params()
+
+    def rows_sql(self) -> tuple[str, tuple]:
+        """The rows' contact ids, repeated: enough for EXISTS, and no need to make them distinct."""
+        return self.rows.query.sql_with_params()
 
 
 def direct_ids(condition: Q) -> tuple[str, tuple] | None:
@@ -596,7 +601,7 @@ def direct_ids(condition: Q) -> tuple[str, tuple] | None:
     column = quote(driver.ids_column)
     where, where_params = [], []
     for number, (negated, part) in enumerate(others):
-        other_sql, other_params = part.ids_sql()
+        other_sql, other_params = part.rows_sql() if isinstance(part, _HasRows) else part.ids_sql()
         alias = quote(f"other_{number}")
         where.append(
             f"{'NOT ' if negated else ''}EXISTS (SELECT 1 FROM ({other_sql}) {alias}"
@@ -760,8 +765,10 @@ def value_condition(operand: _Operand, type_: str, op: str, value, now: datetime
         return _not(value_condition(operand, type_, "at_or_after", value, now))
     test = _positive(operand, type_, op, value, now)
     if op in ("eq", "in") and type_ in (cat.TEXT, cat.CHOICE) and isinstance(operand, _Column):
-        # Equal to a non-empty value (empty ones were dropped): not missing, so only NULL needs ruling out.
-        present = Q(**{f"{operand.path}__isnull": False}) if operand.nullable else None
+        # Equal to a non-empty value (empty ones were dropped) is never true of a missing value, and Django
+        # writes the negation of a lookup on a nullable column as "NOT (col = v AND col IS NOT NULL)": the
+        # plain comparison is two-valued, and planned like the one an expert writes.
+        present = None
     else:
         present = operand.present()
     return _and(present, test) if present is not None else test

@@ -19,8 +19,17 @@ from django.utils import timezone
 from contacts.models import Contact, Workspace
 
 from .catalog import Catalog, build_catalog
-from .compiler import compile_definition, compile_matching, direct_ids, union_parts
-from .definition import DefinitionError, Group, WorkspaceSegments, parse_definition, resolve_references
+from .compiler import answered_by_figures, compile_definition, compile_matching, direct_ids, union_parts
+from .definition import (
+    DefinitionError,
+    EventCondition,
+    Group,
+    OrdersCondition,
+    SegmentCondition,
+    WorkspaceSegments,
+    parse_definition,
+    resolve_references,
+)
 from .models import Segment
 
 
@@ -104,6 +113,23 @@ def matching_ids(
         first, second = (of_workspace.filter(part).values("pk") for part in parts)
         direct = contact_ids_sql(first.union(second, all=True))
     return Matching(rows=of_workspace.filter(condition), direct=direct)
+
+
+def reads_history(group: Group, *, segments: WorkspaceSegments, catalog: Catalog, now: datetime) -> bool:
+    """Whether a parsed definition, the segments it refers to included, reads orders, items or events that
+    no stored figure answers (`compiler.answered_by_figures`): the expensive kind of condition."""
+    for node in group.conditions:
+        if isinstance(node, Group):
+            if reads_history(node, segments=segments, catalog=catalog, now=now):
+                return True
+        elif isinstance(node, SegmentCondition):
+            if reads_history(segments.resolve(node.segment), segments=segments, catalog=catalog, now=now):
+                return True
+        elif isinstance(node, OrdersCondition | EventCondition) and not answered_by_figures(
+            node, catalog=catalog, now=now
+        ):
+            return True
+    return False
 
 
 def contact_ids_sql(contacts: QuerySet) -> tuple[str, tuple]:

@@ -19,7 +19,6 @@ with the list of users (`SegmentInUse`).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,16 +32,13 @@ from contacts.models import Contact, Workspace
 from .catalog import Catalog, build_catalog
 from .definition import (
     DefinitionError,
-    EventCondition,
     Group,
-    OrdersCondition,
-    SegmentCondition,
     WorkspaceSegments,
     parse_definition,
 )
 from .guards import statement_timeout
 from .models import Segment, SegmentSnapshot
-from .selectors import Matching, matching_ids, referenced_segment_ids, segment_names, segment_users
+from .selectors import Matching, matching_ids, reads_history, referenced_segment_ids, segment_names, segment_users
 from .summary import summarize
 
 NAME_MAX = 200
@@ -345,41 +341,27 @@ def preview_segment(
         matching = matching_ids(
             workspace=workspace, group=valid.group, catalog=valid.catalog, segments=valid.segments, now=now
         )
-        count, sample = _count_and_sample(
-            matching, sample_size=sample_size, one_pass=_aggregates_rows(valid.group, valid.segments.parsed)
-        )
+        one_pass = reads_history(valid.group, segments=valid.segments, catalog=valid.catalog, now=now)
+        count, sample = _count_and_sample(matching, sample_size=sample_size, one_pass=one_pass)
     summary = definition_summary(valid, workspace=workspace)
     elapsed_ms = int(round((time.monotonic() - started) * 1000))
     return PreviewResult(count=count, sample=sample, summary=summary, elapsed_ms=elapsed_ms)
-
-
-def _aggregates_rows(group: Group, referenced: Mapping[int, Group]) -> bool:
-    """Does the definition, or a segment it refers to, aggregate orders or events?"""
-    for node in group.conditions:
-        if isinstance(node, OrdersCondition | EventCondition):
-            return True
-        if isinstance(node, Group) and _aggregates_rows(node, referenced):
-            return True
-        if isinstance(node, SegmentCondition):
-            inner = referenced.get(node.segment)  # cycles were refused by validation
-            if inner is None or _aggregates_rows(inner, referenced):
-                return True
-    return False
 
 
 def _count_and_sample(matching: Matching, *, sample_size: int, one_pass: bool) -> tuple[int, list[Contact]]:
     """How many contacts match, and the first `sample_size` of them by id.
 
     Counting and then fetching a sample evaluates the definition twice. For conditions on contact fields and
-    computed figures that is cheap and the count alone can be an index-only scan; for aggregates over orders
-    or events each evaluation costs the whole aggregate, so on PostgreSQL the matching ids are materialised
-    once and counted and sampled from there (about half the time on 1M contacts, see docs/benchmarks.md).
+    computed figures that is cheap and the count alone can be an index-only scan; for conditions that read
+    orders or events (`one_pass`: no stored figure answers them) each evaluation costs the whole aggregate,
+    so on PostgreSQL the matching ids are materialised once and counted and sampled from there.
     """
     if not sample_size:
         return matching.count(), []
     if not one_pass or connection.vendor != "postgresql":
         count = matching.count()
-        first = matching.first_ids(sample_size) if count else []
+        # The first ids in id order: the planner may walk the ids in order and stop at the tenth match.
+        first = list(matching.rows.order_by("pk").values_list("pk", flat=True)[:sample_size]) if count else []
         return count, list(Contact.objects.filter(pk__in=first).order_by("pk"))
     sql, params = matching.sql()
     with connection.cursor() as cursor:
