@@ -514,33 +514,44 @@ def _where(cond: Q) -> WhereNode:
 
 
 class _ContactIn(Expression):
-    """`EXISTS (SELECT 1 FROM (rows) member WHERE member.<column> = <this row's contact id>)`.
+    """The contact is among the contact ids `rows` lists (orders, events, tags of it; or grouped rows,
+    `... GROUP BY contact HAVING test`).
 
-    `rows` lists contact ids, typically grouped (`... GROUP BY contact HAVING test`). Written this way
-    rather than `id IN (rows)`, the contact is correlated outside the grouped rows: among ANDs PostgreSQL
-    makes it a semi-join with the grouped rows (negated: an anti-join), which may spill to disk but never
-    repeats; under an OR it can hash them or look up one contact's rows at a time (the correlation is
-    pushed into the grouping). `NOT (id IN (rows))` and `id IN (rows)` under an OR can only be a hash
-    that fits in work_mem or a rescan of all the grouped rows for every contact.
+    PostgreSQL: `EXISTS (SELECT 1 FROM (rows) member WHERE member.<column> = <this row's contact id>)`.
+    Among ANDs it becomes a semi-join (negated: an anti-join), which may spill to disk but never repeats;
+    under an OR PostgreSQL plans both a hash of the rows' contacts and a lookup of one contact's rows
+    through an index (the correlation is pushed into the rows, even grouped ones), and takes the cheaper:
+    few candidates are looked up one by one instead of reading the whole history. `id IN (rows)` there has
+    no such fallback: a hash that does not fit in work_mem becomes a rescan of all the rows for every
+    contact. SQLite has no hash joins and runs a correlated subquery once per contact, through whatever
+    index it finds (items have none by contact): there `id IN (rows)`, which it materialises once into a
+    temporary index and probes.
+
+    `repeated`: the rows may list a contact more than once (presence); `ids_sql` then makes them distinct.
     """
 
     output_field = BooleanField()
     conditional = True
 
-    def __init__(self, rows: Subquery, column: str, *, ids: QuerySet | None = None) -> None:
+    def __init__(self, rows: QuerySet | Subquery, column: str, *, repeated: bool = False) -> None:
         super().__init__()
-        self.rows = rows
+        self.source = rows
+        self.rows = rows if isinstance(rows, Subquery) else Subquery(rows)
         self.column = column
+        self.repeated = repeated
         self.pk = F("pk")
-        self.ids = ids  # the contact ids as a queryset of their own (see `direct_ids`), when known
-        self.ids_column = column
 
-    def ids_sql(self) -> tuple[str, tuple] | None:
-        if self.ids is not None:
-            return self.ids.query.sql_with_params()
-        if isinstance(self.rows, _PerOrderGroups):
-            return self.rows.sql_with_params()
-        return None
+    def ids_sql(self) -> tuple[str, tuple]:
+        """The contact ids on their own, each once (see `direct_ids`)."""
+        if isinstance(self.source, _PerOrderGroups):
+            return self.source.sql_with_params()
+        return (self.source.distinct() if self.repeated else self.source).query.sql_with_params()
+
+    def rows_sql(self) -> tuple[str, tuple]:
+        """The contact ids, possibly repeated: enough for EXISTS / IN."""
+        if isinstance(self.source, _PerOrderGroups):
+            return self.source.sql_with_params()
+        return self.source.query.sql_with_params()
 
     def get_source_expressions(self) -> list:
         return [self.rows, self.pk]
@@ -551,34 +562,25 @@ class _ContactIn(Expression):
     def as_sql(self, compiler, connection):
         rows_sql, rows_params = compiler.compile(self.rows)
         pk_sql, pk_params = compiler.compile(self.pk)
-        member = connection.ops.quote_name("member")
-        column = connection.ops.quote_name(self.column)
-        return f"EXISTS (SELECT 1 FROM {rows_sql} {member} WHERE {member}.{column} = {pk_sql})", (
-            *rows_params,
-            *pk_params,
-        )
+        sql = _member_sql(rows_sql, self.column, pk_sql, connection.vendor)
+        if connection.vendor == "sqlite":
+            return sql, (*pk_params, *rows_params)
+        return sql, (*rows_params, *pk_params)
+
+
+def _member_sql(rows_sql: str, column: str, contact_sql: str, vendor: str) -> str:
+    """`contact_sql` is among the `column` values of the subquery `rows_sql` (parenthesised); see _ContactIn.
+    Parameters: on SQLite the contact's come first, elsewhere the rows'."""
+    member = connection.ops.quote_name("member")
+    column = connection.ops.quote_name(column)
+    if vendor == "sqlite":
+        return f"{contact_sql} IN (SELECT {member}.{column} FROM {rows_sql} {member})"
+    return f"EXISTS (SELECT 1 FROM {rows_sql} {member} WHERE {member}.{column} = {contact_sql})"
 
 
 def _member_of(rows: QuerySet, column: str) -> Q:
-    """The contact is among the contact ids `rows` (a values queryset of `column`) lists; see _ContactIn."""
-    return Q(_ContactIn(Subquery(rows), column, ids=rows))
-
-
-class _HasRows(Exists):
-    """A correlated EXISTS over a contact's rows that remembers the rows, for `direct_ids`."""
-
-    def __init__(self, rows: QuerySet, contact: str) -> None:
-        super().__init__(rows.filter(**{contact: OuterRef("pk")}))
-        self.rows = rows.values(contact)
-        self.ids = self.rows.distinct()
-        self.ids_column = contact
-
-    def ids_sql(self) -> tuple[str, tuple]:
-        return self.ids.query.sql_with_params()
-
-    def rows_sql(self) -> tuple[str, tuple]:
-        """The rows' contact ids, repeated: enough for EXISTS, and no need to make them distinct."""
-        return self.rows.query.sql_with_params()
+    """The contact is among the contact ids `rows` (a values queryset of `column`, each once) lists."""
+    return Q(_ContactIn(rows, column))
 
 
 def direct_ids(condition: Q) -> tuple[str, tuple] | None:
@@ -598,23 +600,17 @@ def direct_ids(condition: Q) -> tuple[str, tuple] | None:
     if not others:
         return sql, params
     quote = connection.ops.quote_name
-    column = quote(driver.ids_column)
+    contact = f"{quote('driver')}.{quote(driver.column)}"
     where, where_params = [], []
-    for number, (negated, part) in enumerate(others):
-        other_sql, other_params = part.rows_sql() if isinstance(part, _HasRows) else part.ids_sql()
-        alias = quote(f"other_{number}")
-        where.append(
-            f"{'NOT ' if negated else ''}EXISTS (SELECT 1 FROM ({other_sql}) {alias}"
-            f" WHERE {alias}.{quote(part.ids_column)} = {quote('driver')}.{column})"
-        )
+    for negated, part in others:
+        other_sql, other_params = part.rows_sql()
+        member = _member_sql(f"({other_sql})", part.column, contact, connection.vendor)
+        where.append(f"NOT {member}" if negated else member)
         where_params.extend(other_params)
-    return (
-        f"SELECT {quote('driver')}.{column} FROM ({sql}) {quote('driver')} WHERE {' AND '.join(where)}",
-        (*params, *where_params),
-    )
+    return f"SELECT {contact} FROM ({sql}) {quote('driver')} WHERE {' AND '.join(where)}", (*params, *where_params)
 
 
-def _row_conditions(condition: Q, negated: bool = False) -> list[tuple[bool, _ContactIn | _HasRows]] | None:
+def _row_conditions(condition: Q, negated: bool = False) -> list[tuple[bool, _ContactIn]] | None:
     """(negated, condition) of each conjunct when `condition` is an AND of row conditions, else None."""
     negated = negated != condition.negated
     if len(condition.children) > 1 and (negated or condition.connector != Q.AND):
@@ -626,7 +622,7 @@ def _row_conditions(condition: Q, negated: bool = False) -> list[tuple[bool, _Co
             if inner is None:
                 return None
             found.extend(inner)
-        elif isinstance(child, _ContactIn | _HasRows) and (not isinstance(child, _ContactIn) or child.ids_sql()):
+        elif isinstance(child, _ContactIn):
             found.append((negated, child))
         else:
             return None
@@ -1256,15 +1252,8 @@ class _Compiler:
         return passing(passes)
 
     def _presence(self, rows: QuerySet, contact: str = "contact_id") -> Q:
-        """"The contact has rows": a correlated EXISTS.
-
-        Among ANDs PostgreSQL turns it into a semi-join (negated: an anti-join). Under an OR it stays a
-        subplan, for which PostgreSQL plans both a hash of all the rows' contacts and a lookup of the
-        contact's own rows through an index, and takes the cheaper: few candidates are looked up one by one
-        instead of reading the whole history. (`contact IN (rows)` there has no such fallback: a hash that
-        does not fit in work_mem becomes a rescan of every row for every contact.)
-        """
-        return Q(_HasRows(rows, contact))
+        """"The contact has rows", in the shape each database plans best (see _ContactIn)."""
+        return Q(_ContactIn(rows.values(contact), contact, repeated=True))
 
     # -- segment
 
