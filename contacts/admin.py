@@ -287,7 +287,7 @@ class OrderAdmin(HistoryAdmin):
 @admin.register(OrderItem)
 class OrderItemAdmin(HistoryAdmin):
     list_display = ["order", "product", "quantity", "unit_price"]
-    list_filter = ["order__workspace", "product__category"]
+    list_filter = ["workspace", "product__category"]
     search_fields = ["=order__external_id", "=product__sku"]
     list_select_related = ["order", "product"]
     raw_id_fields = ["order", "product"]

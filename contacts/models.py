@@ -162,6 +162,8 @@ class Tag(models.Model):
 
 
 class ContactTag(models.Model):
+    # The contact's workspace: every row of a contact's data carries it (docs/benchmarks.md, "10 million").
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
     # Found through uniq_contact_tag (contact, tag) and the (tag, contact) index: no single-column indexes.
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="contact_tags", db_index=False)
     tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="contact_tags", db_index=False)
@@ -172,6 +174,12 @@ class ContactTag(models.Model):
 
     def __str__(self) -> str:
         return f"{self.contact_id}:{self.tag_id}"
+
+    def save(self, *args, **kwargs) -> None:
+        """Save with the contact's workspace (admin inlines and `contact.tags.add` give only the contact)."""
+        if self.workspace_id is None:
+            self.workspace_id = Contact.objects.filter(pk=self.contact_id).values_list("workspace_id", flat=True)[0]
+        super().save(*args, **kwargs)
 
 
 class ContactStats(models.Model):
@@ -334,6 +342,8 @@ class OrderItem(models.Model):
     already guarantees the contact exists, and nothing looks items up by contact.
     """
 
+    # The order's workspace: every row of a contact's data carries it (docs/benchmarks.md, "10 million").
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False, editable=False)
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
     # Found through item_product_time_cov, which leads with the product.
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="order_items", db_index=False)
@@ -361,11 +371,12 @@ class OrderItem(models.Model):
     def save(self, *args, **kwargs) -> None:
         """Save with the copies taken from the order (admin forms and test factories set only the order)."""
         order = self.order
+        self.workspace_id = order.workspace_id
         self.contact_id = order.contact_id
         self.ordered_at = order.ordered_at
         update_fields = kwargs.get("update_fields")
         if update_fields is not None:
-            kwargs["update_fields"] = {*update_fields, "contact", "ordered_at"}
+            kwargs["update_fields"] = {*update_fields, "workspace", "contact", "ordered_at"}
         super().save(*args, **kwargs)
 
     @property

@@ -569,9 +569,9 @@ def _order_sources(rows: _Rows) -> list[tuple[str, str, list]]:
     """
     item_params = params
     if not rows.per_contact and rows.scope.contact_ids is None:
-        # A whole workspace: the items carry their order's contact, so the 10 million items of a million
-        # contacts are not joined with their 5 million orders (the items of the workspace's products).
-        item_where, item_params = rows.scope.where("p")
+        # A whole workspace: the items carry their order's workspace and contact, so the 10 million items of
+        # a million contacts are not joined with their 5 million orders.
+        item_where, item_params = rows.scope.where("i")
         item_spend = f"""
             SELECT i.contact_id, p.category, p.producer,
                    SUM(CAST(ROUND(i.quantity * i.unit_price * 100) AS BIGINT)) AS cents

@@ -1001,7 +1001,9 @@ class _Compiler:
         names = list(dict.fromkeys(cond.names))
         if not names:
             raise CompileError("a tag condition without names")
-        tagged = ContactTag.objects.filter(tag__workspace_id=self.workspace_id, tag__name__in=names)
+        tagged = ContactTag.objects.filter(
+            workspace_id=self.workspace_id, tag__workspace_id=self.workspace_id, tag__name__in=names
+        )
         if cond.op == "has_any":
             return self._presence(tagged)
         if cond.op == "has_none":
@@ -1074,7 +1076,7 @@ class _Compiler:
         item filters only the window and the grouping never need the orders: "Acme items in the last 6
         months" is one range of the (product, ordered_at) index per product, which also holds the contact,
         the order and the amount. Only order filters (source, total, currency, ordered_at) join each item
-        to its order. The workspace is the products': they belong to the workspace of their items' orders.
+        to its order. Items carry their workspace too.
         """
         parts: list[Cond] = []
         for flt in cond.filters:
@@ -1085,7 +1087,7 @@ class _Compiler:
                 raise CompileError(f"operator {flt.op!r} not allowed for filter {field.key}")
             column = field.column if field.source == cat.SOURCE_ITEM else f"order__{field.column}"
             parts.append(self.field_condition(field, column, flt.op, flt.value))
-        rows = OrderItem.objects.filter(product__workspace_id=self.workspace_id)
+        rows = OrderItem.objects.filter(workspace_id=self.workspace_id)
         return _filter(self.windowed(rows, "ordered_at", cond.window), _and(*parts))
 
     # -- events

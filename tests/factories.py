@@ -22,7 +22,7 @@ def make_contact(workspace: Workspace, **fields) -> Contact:
     ContactStats.objects.get_or_create(contact=contact, defaults={"workspace": workspace})
     for name in tags:
         tag, _ = Tag.objects.get_or_create(workspace=workspace, name=name)
-        contact.tags.add(tag)
+        contact.tags.add(tag, through_defaults={"workspace": workspace})
     return contact
 
 

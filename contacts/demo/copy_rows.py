@@ -127,14 +127,14 @@ def format_bundles(
             at = _time(ordered_at)
             orders.append("\t".join((oid, ws, cid, external_id, at, _text(source), currency, _money(total))))
             for product, quantity, cents in order_items:
-                items.append("\t".join((oid, cid, at, str(product_ids[product]), str(quantity), _money(cents))))
+                items.append("\t".join((ws, oid, cid, at, str(product_ids[product]), str(quantity), _money(cents))))
         for kind, at, device, url, campaign, properties in bundle.events:
             events.append(
                 "\t".join((ws, cid, kind, _time(at), _text(device), _text(url), _text(campaign), _text(properties)))
             )
             if at < first_seen.get(kind, at + 1):
                 first_seen[kind] = at
-        tags.extend(f"{cid}\t{tag_ids[name]}" for name in bundle.tags)
+        tags.extend(f"{ws}\t{cid}\t{tag_ids[name]}" for name in bundle.tags)
     rows = dict(zip(TABLES, (contacts, orders, items, events, tags), strict=True))
     texts = {table: "".join(f"{line}\n" for line in lines) for table, lines in rows.items()}
     return Block(texts=texts, counts={table: len(lines) for table, lines in rows.items()}, first_seen=first_seen)

@@ -196,11 +196,11 @@ def workspace_counts(workspace: Workspace) -> dict[str, int]:
         "contact_stats": ContactStats.objects.filter(contact__workspace=workspace).count(),
         "products": Product.objects.filter(workspace=workspace).count(),
         "orders": Order.objects.filter(workspace=workspace).count(),
-        "order_items": OrderItem.objects.filter(order__workspace=workspace).count(),
+        "order_items": OrderItem.objects.filter(workspace=workspace).count(),
         "events": Event.objects.filter(workspace=workspace).count(),
         "event_types": EventType.objects.filter(workspace=workspace).count(),
         "tags": Tag.objects.filter(workspace=workspace).count(),
-        "contact_tags": ContactTag.objects.filter(contact__workspace=workspace).count(),
+        "contact_tags": ContactTag.objects.filter(workspace=workspace).count(),
     }
 
 
@@ -296,9 +296,13 @@ def _check_references(workspace: Workspace, written: dict[str, int]) -> None:
     """Every written row refers to an existing parent of the same workspace (counted with inner joins)."""
     found = {
         "orders": Order.objects.filter(workspace=workspace, contact__workspace=workspace).count(),
-        "order_items": OrderItem.objects.filter(order__workspace=workspace, product__workspace=workspace).count(),
+        "order_items": OrderItem.objects.filter(
+            workspace=workspace, order__workspace=workspace, product__workspace=workspace
+        ).count(),
         "events": Event.objects.filter(workspace=workspace, contact__workspace=workspace).count(),
-        "contact_tags": ContactTag.objects.filter(contact__workspace=workspace, tag__workspace=workspace).count(),
+        "contact_tags": ContactTag.objects.filter(
+            workspace=workspace, contact__workspace=workspace, tag__workspace=workspace
+        ).count(),
     }
     broken = {table: (written[table], count) for table, count in found.items() if count != written[table]}
     if broken:
@@ -374,9 +378,9 @@ def _columns(model: type[models.Model], names: Iterable[str]) -> str:
 COPY_COLUMNS = {
     "contacts": (Contact, ("id", "workspace", *CONTACT_FIELDS, "updated_at")),
     "orders": (Order, ("id", "workspace", "contact", "external_id", "ordered_at", "source", "currency", "total")),
-    "order_items": (OrderItem, ("order", "contact", "ordered_at", "product", "quantity", "unit_price")),
+    "order_items": (OrderItem, ("workspace", "order", "contact", "ordered_at", "product", "quantity", "unit_price")),
     "events": (Event, ("workspace", "contact", "type", "occurred_at", "device", "url", "campaign", "properties")),
-    "contact_tags": (ContactTag, ("contact", "tag")),
+    "contact_tags": (ContactTag, ("workspace", "contact", "tag")),
 }
 
 
@@ -517,7 +521,8 @@ class _BulkCreateWriter(_Writer):
         Order.objects.bulk_create(orders, batch_size=SQLITE_BATCH)
         OrderItem.objects.bulk_create(
             [
-                OrderItem(order_id=order.pk, contact_id=order.contact_id, ordered_at=order.ordered_at,
+                OrderItem(workspace_id=workspace_id, order_id=order.pk, contact_id=order.contact_id,
+                          ordered_at=order.ordered_at,
                           product_id=self.product_ids[p], quantity=qty, unit_price=_money(cents))
                 for order, items in zip(orders, order_items, strict=True)
                 for p, qty, cents in items
@@ -535,7 +540,7 @@ class _BulkCreateWriter(_Writer):
         )
         ContactTag.objects.bulk_create(
             [
-                ContactTag(contact_id=contact.pk, tag_id=self.tag_ids[name])
+                ContactTag(workspace_id=workspace_id, contact_id=contact.pk, tag_id=self.tag_ids[name])
                 for bundle, contact in zip(chunk, contacts, strict=True)
                 for name in bundle.tags
             ],

@@ -149,6 +149,9 @@ def _replace_tags(workspace: Workspace, names_by_contact: dict[int, list[str]]) 
     if stale:
         ContactTag.objects.filter(pk__in=stale).delete()
     ContactTag.objects.bulk_create(
-        [ContactTag(contact_id=contact_id, tag_id=tag_id) for contact_id, tag_id in sorted(wanted - set(current))],
+        [
+            ContactTag(workspace=workspace, contact_id=contact_id, tag_id=tag_id)
+            for contact_id, tag_id in sorted(wanted - set(current))
+        ],
         ignore_conflicts=True,
     )

@@ -184,7 +184,7 @@ def upsert_orders(*, workspace: Workspace, rows: Sequence[OrderRow]) -> dict[str
 ItemRow = tuple[int, int, datetime, int, int, Decimal]
 
 
-def replace_items(*, order_ids: Iterable[int], rows: Sequence[ItemRow]) -> None:
+def replace_items(*, workspace: Workspace, order_ids: Iterable[int], rows: Sequence[ItemRow]) -> None:
     """Make the orders' items exactly the (order_id, contact_id, ordered_at, product_id, quantity, unit_price)
     rows; contact_id and ordered_at are the order's own, copied onto its items (see OrderItem)."""
     order_ids = list(order_ids)
@@ -194,6 +194,7 @@ def replace_items(*, order_ids: Iterable[int], rows: Sequence[ItemRow]) -> None:
         OrderItem.objects.bulk_create(
             [
                 OrderItem(
+                    workspace=workspace,
                     order_id=order_id,
                     contact_id=contact_id,
                     ordered_at=ordered_at,
@@ -210,10 +211,11 @@ def replace_items(*, order_ids: Iterable[int], rows: Sequence[ItemRow]) -> None:
         if rows:
             columns = [list(column) for column in zip(*rows, strict=True)]
             cursor.execute(
-                f"INSERT INTO {_table(OrderItem)} (order_id, contact_id, ordered_at, product_id, quantity, unit_price) "
-                f"SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::bigint[], %s::integer[], "
-                f"%s::numeric[])",
-                columns,
+                f"INSERT INTO {_table(OrderItem)} "
+                f"(workspace_id, order_id, contact_id, ordered_at, product_id, quantity, unit_price) "
+                f"SELECT %s, r.* FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::bigint[], "
+                f"%s::integer[], %s::numeric[]) AS r",
+                [workspace.pk, *columns],
             )
 
 

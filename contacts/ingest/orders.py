@@ -155,6 +155,7 @@ def write_orders(workspace: Workspace, records: list[dict], result: IngestResult
     # Replacing (never keeping) an upserted order's items is also what keeps their copies of the order's
     # contact and time current when an upsert moves the order or changes its time.
     fastpath.replace_items(
+        workspace=workspace,
         order_ids=order_ids.values(),
         rows=[
             (

@@ -21,7 +21,7 @@ from tests.factories import make_contact
 
 def tag(contact: Contact, name: str) -> None:
     found, _ = Tag.objects.get_or_create(workspace=contact.workspace, name=name)
-    contact.tags.add(found)
+    contact.tags.add(found, through_defaults={"workspace": contact.workspace})
 
 
 def untag(contact: Contact, name: str) -> None:

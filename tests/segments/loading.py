@@ -42,7 +42,7 @@ def load(world: GeneratedWorld) -> tuple[Workspace, dict[int, int]]:
         for name in contact.tags:
             if name not in tags:
                 tags[name] = Tag.objects.create(workspace=workspace, name=name)
-            ContactTag.objects.create(contact=row, tag=tags[name])
+            ContactTag.objects.create(workspace=workspace, contact=row, tag=tags[name])
         for order in contact.orders:
             order_row = Order.objects.create(
                 workspace=workspace,
@@ -55,6 +55,7 @@ def load(world: GeneratedWorld) -> tuple[Workspace, dict[int, int]]:
             )
             OrderItem.objects.bulk_create(
                 OrderItem(
+                    workspace=workspace,
                     order=order_row,
                     contact=row,
                     ordered_at=order_row.ordered_at,

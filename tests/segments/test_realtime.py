@@ -119,7 +119,7 @@ def test_an_event_makes_the_contact_enter_segments_that_use_events(workspace):
 def test_segments_that_do_not_use_the_changed_kind_are_not_re_evaluated(workspace):
     anna = make_contact(workspace, external_id="anna")
     vips = make_segment(workspace, VIP, name="vips")
-    anna.tags.create(workspace=workspace, name="vip")  # tagged without telling anyone
+    anna.tags.create(workspace=workspace, name="vip", through_defaults={"workspace": workspace})  # nobody told
 
     on_contacts_changed(workspace_id=workspace.pk, contact_ids=[anna.pk], data_kinds={"events"})
 
